@@ -1,0 +1,77 @@
+# xmargin developer entry points.  README: `make demo`, `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3.11
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.xmargin-setup.stamp
+NODE_STAMP := node_modules/.package-lock.json
+
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-n 2 -k oracle"`.
+PYTEST_ARGS ?=
+
+# The venv's bin/ must be on PATH: ape-vyper only finds the pip-installed
+# vyper through PATH (otherwise it tries to download a compiler), and
+# ape-foundry finds anvil (node_modules/.bin) through PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+
+.PHONY: help setup test demo clean distclean constraints
+
+help:
+	@echo "make demo   - start a private anvil and run the demo (scripts/demo.py)"
+	@echo "make test   - contract size gate + pytest"
+	@echo "make setup  - create/update .venv and node_modules (idempotent)"
+	@echo "make clean  - remove build/test caches (distclean: also .venv, node_modules)"
+
+setup: $(SETUP_STAMP) $(NODE_STAMP)
+
+$(VENV_PY):
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+
+# Re-install only when the dependency spec changes.
+# (-qq: this machine's pip config lists local index dirs that print one
+# "Location ... is ignored" warning per package; errors still show.)
+$(SETUP_STAMP): pyproject.toml constraints.txt | $(VENV_PY)
+	@echo "setup: installing Python deps into $(VENV) (first run takes ~1.5 min)"
+	$(VENV_PY) -m pip install --disable-pip-version-check -qq -e '.[dev]' -c constraints.txt
+	@touch $@
+
+# Not `npm ci`: the registry reachable here serves only the linux-amd64 anvil
+# binary package, so package-lock.json cannot list anvil's other-platform
+# optionalDependencies and `npm ci` rejects the lock as out of sync.
+# `npm install --no-save` installs exactly the locked versions and leaves
+# package.json/package-lock.json untouched. npm writes
+# node_modules/.package-lock.json, our stamp; re-run when the lock changes.
+$(NODE_STAMP): package.json package-lock.json
+	npm install --no-save --no-audit --no-fund
+	@touch $@
+
+test: setup
+	python tools/check_bytecode_size.py
+	python -m pytest $(PYTEST_ARGS)
+
+# Every demo run gets its own anvil on a free port (ape-foundry would
+# silently attach to whatever node already listens on the configured port).
+demo: setup
+	@port=$$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	echo "demo: anvil on 127.0.0.1:$$port"; \
+	APE_FOUNDRY_HOST="http://127.0.0.1:$$port" ape run demo --network ethereum:local:foundry
+
+# Re-pin the full transitive set from the current venv (after changing deps).
+constraints: $(SETUP_STAMP)
+	@{ echo "# Full transitive pin set for the xmargin venv (verified together on Python 3.11)."; \
+	   echo "# Used by 'make setup' as: pip install -e '.[dev]' -c constraints.txt"; \
+	   echo "# Regenerate after changing pyproject.toml deps: make constraints"; \
+	   $(VENV_PY) -m pip freeze --exclude-editable | grep -viE '^(pip|setuptools|wheel)=='; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+	@touch $(SETUP_STAMP)
+
+clean:
+	rm -rf .build .pytest_cache .hypothesis out build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,137 @@
+# pragma version 0.4.3
+"""
+@title oracle
+@license MIT
+@notice Chainlink AggregatorV3 adapter: reads `latestRoundData`, validates
+        the round and normalises the answer to a unit price.
+
+        unit price = answer * 10**(36 - feed decimals - token decimals):
+        the USD value (WAD) of one smallest token unit, times 1e18, so that
+        value_usd_wad = amount * unit_price / 1e18 for any token decimals.
+
+        A round is rejected (error code, never a revert here) when:
+          ERR_CALL        the feed call reverted or returned short data
+          ERR_NOT_POSITIVE answer <= 0
+          ERR_BOUNDS      answer outside [min_answer, max_answer]
+          ERR_INCOMPLETE  updatedAt == 0 or answeredInRound < roundId
+          ERR_STALE       block.timestamp - updatedAt > max staleness
+        Callers that act (borrow, withdraw, transfer) revert with the
+        matching reason; views report validity instead of reverting.
+
+        L2 sequencer uptime (Chainlink's feed: answer 0 = up, 1 = down):
+        reading `startedAt` (when the status last changed), not `updatedAt`
+        (refreshed on heartbeats), which is the known bug of Aave v3's
+        PriceOracleSentinel.
+@custom:security Trusts each listed feed for its asset's price within its
+        bounds; a feed that reverts or lies outside bounds makes the asset's
+        price invalid, which blocks borrow/withdraw but not deposit/repay.
+"""
+
+ERR_NONE: constant(uint256) = 0
+ERR_CALL: constant(uint256) = 1
+ERR_NOT_POSITIVE: constant(uint256) = 2
+ERR_BOUNDS: constant(uint256) = 3
+ERR_INCOMPLETE: constant(uint256) = 4
+ERR_STALE: constant(uint256) = 5
+
+ROUND_DATA_SIZE: constant(uint256) = 160
+
+
+@internal
+@view
+def latest_round(feed: address) -> (bool, uint256, int256, uint256, uint256, uint256):
+    """
+    @notice latestRoundData without reverting.
+    @return (call ok, roundId, answer, startedAt, updatedAt, answeredInRound)
+    """
+    ok: bool = False
+    data: Bytes[ROUND_DATA_SIZE] = b""
+    ok, data = raw_call(
+        feed,
+        method_id("latestRoundData()"),
+        max_outsize=ROUND_DATA_SIZE,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not ok or len(data) < ROUND_DATA_SIZE:
+        return False, 0, 0, 0, 0, 0
+    round_id: uint80 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in: uint80 = 0
+    round_id, answer, started_at, updated_at, answered_in = abi_decode(
+        data, (uint80, int256, uint256, uint256, uint80)
+    )
+    return True, convert(round_id, uint256), answer, started_at, updated_at, convert(answered_in, uint256)
+
+
+@internal
+@view
+def unit_price(
+    feed: address,
+    min_answer: uint256,
+    max_answer: uint256,
+    max_staleness: uint256,
+    exponent: uint256,
+) -> (uint256, uint256):
+    """
+    @notice Validated unit price of an asset.
+    @param feed AggregatorV3 address.
+    @param min_answer Lowest accepted answer (feed decimals).
+    @param max_answer Highest accepted answer (feed decimals).
+    @param max_staleness Seconds a round may age (the heartbeat plus margin).
+    @param exponent 36 - feed decimals - token decimals.
+    @return (unit price, error code). The price is the normalised answer
+            whenever the answer is positive, also when the round is rejected
+            for bounds, completeness or staleness (views show it, flagged);
+            it is 0 for ERR_CALL and ERR_NOT_POSITIVE.
+    """
+    ok: bool = False
+    round_id: uint256 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in: uint256 = 0
+    ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
+    if not ok:
+        return 0, ERR_CALL
+    if answer <= 0:
+        return 0, ERR_NOT_POSITIVE
+    raw: uint256 = convert(answer, uint256)
+    # exponent <= 36; a positive int256 times 1e36 can still overflow, so the
+    # raw answer is clamped to 2**128 first (any such answer fails the bounds).
+    price: uint256 = min(raw, 2**128) * 10**exponent
+    if raw < min_answer or raw > max_answer:
+        return price, ERR_BOUNDS
+    if updated_at == 0 or answered_in < round_id:
+        return price, ERR_INCOMPLETE
+    if block.timestamp > updated_at + max_staleness:
+        return price, ERR_STALE
+    return price, ERR_NONE
+
+
+@internal
+@view
+def sequencer_status(feed: address, grace_period: uint256) -> (bool, uint256):
+    """
+    @notice Whether an L2 sequencer is up and past its grace period.
+    @param feed Chainlink sequencer-uptime feed, or empty for L1 (always up).
+    @param grace_period Seconds after coming back up before risk-increasing
+           actions reopen.
+    @return (up and past grace, seconds since the status last changed).
+    """
+    if feed == empty(address):
+        return True, max_value(uint256)
+    ok: bool = False
+    round_id: uint256 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in: uint256 = 0
+    ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
+    # A failing or "down" sequencer feed counts as down (fail closed).
+    if not ok or answer != 0 or started_at == 0 or started_at > block.timestamp:
+        return False, 0
+    since: uint256 = block.timestamp - started_at
+    return since > grace_period, since
