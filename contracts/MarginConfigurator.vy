@@ -13,8 +13,10 @@
             tightening of maintenance weights ramps in linearly over
             `maintenance_ramp_duration` (Euler v2's LTV ramping), so no
             account turns liquidatable at once;
-          - sets rate models, caps, collateral/borrowable flags, the
-            guardian, and lifts pauses (the guardian can only pause).
+          - sets rate models, caps, collateral/borrowable flags, liquidation
+            bonuses and settings (dust threshold, grace period after a stale
+            feed), the guardian, and lifts pauses (the guardian can only
+            pause).
         Every setter emits an event with the full new values, so an indexer
         rebuilds the configuration from logs.
 @custom:security Owned with a 2-step transfer (snekmate ownable_2step). The
@@ -28,6 +30,7 @@ from snekmate.auth import ownable_2step
 
 from .modules import fixed_point
 from .modules import interest_rate
+from .modules import liquidation
 from .modules import margin
 
 initializes: ownable
@@ -42,7 +45,10 @@ exports: (
 
 
 interface IMarginEngine:
-    def add_asset(asset: address, feed: address, info: uint256, risk: uint256, rate_model: uint256, reserve_factor: uint256) -> uint256: nonpayable
+    def add_asset(asset: address, feed: address, info: uint256, risk: uint256, rate_model: uint256, reserve_factor: uint256, liquidation_word: uint256): nonpayable
+    def set_liquidation(asset: address, liquidation_word: uint256): nonpayable
+    def set_liquidation_settings(dust_threshold: uint256, grace_period: uint256, paused_until: uint256): nonpayable
+    def liquidation_settings() -> (uint256, uint256, uint256): view
     def set_info(asset: address, info: uint256): nonpayable
     def set_risk(asset: address, risk: uint256, ramp: uint256): nonpayable
     def set_rate_model(asset: address, rate_model: uint256, reserve_factor: uint256): nonpayable
@@ -74,6 +80,8 @@ MAX_IMF: constant(uint256) = (2**24 - 1) * 10**12
 MAX_ANSWER: constant(uint256) = 2**64 - 1
 # 1,000% APR expressed per second.
 MAX_BORROW_RATE: constant(uint256) = 10 * WAD // (365 * 86400)
+MAX_BONUS: constant(uint256) = WAD // 2
+MAX_LIQUIDATION_GRACE: constant(uint256) = 86400
 MIN_RAMP_DURATION: constant(uint256) = 3600
 MAX_RAMP_DURATION: constant(uint256) = 90 * 86400
 
@@ -91,6 +99,7 @@ struct AssetState:
     rate_model: uint256
     risk: uint256
     ramp: uint256
+    liquidation: uint256
 
 
 struct RateParams:
@@ -108,6 +117,7 @@ struct ListingParams:
     borrow_cap: uint256  # token units; 0 = no cap
     collateral: bool  # counts with its initial asset weight
     borrowable: bool  # may be borrowed
+    liquidation: liquidation.LiquidationParams  # bonus when this asset is seized
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +173,13 @@ event FlagsSet:
     asset: indexed(address)
     collateral: bool
     borrowable: bool
+
+event LiquidationParamsSet:
+    asset: indexed(address)
+    min_bonus: uint256
+    max_bonus: uint256
+    full_bonus_depth: uint256
+    insurance_share: uint256
 
 event MaintenanceRampDurationSet:
     duration: uint256
@@ -224,25 +241,29 @@ def list_asset(asset: address, feed: address, params: ListingParams) -> uint256:
     self._validate_risk(params.risk)
     self._validate_rates(params.rates)
     self._validate_caps(params.supply_cap, params.borrow_cap)
+    self._validate_liquidation(params.liquidation)
     flags: uint256 = 0
     if params.collateral:
         flags = margin.FLAG_COLLATERAL
     info: uint256 = params.supply_cap << 16 | params.borrow_cap << 136
     if params.borrowable:
         info |= BORROWABLE << 8
-    id: uint256 = extcall engine.add_asset(
+    extcall engine.add_asset(
         asset,
         feed,
         info,
         margin.pack_risk(params.risk, token_decimals, feed_decimals, flags),
         self._pack_rates(params.rates),
         params.rates.reserve_factor,
+        liquidation.pack(params.liquidation),
     )
+    id: uint256 = staticcall engine.asset_id(asset)
     log AssetConfigured(asset=asset, asset_id=id, feed=feed, token_decimals=token_decimals, feed_decimals=feed_decimals)
     self._log_risk(asset, params.risk, 0)
     self._log_rates(asset, params.rates)
     log CapsSet(asset=asset, supply_cap=params.supply_cap, borrow_cap=params.borrow_cap)
     log FlagsSet(asset=asset, collateral=params.collateral, borrowable=params.borrowable)
+    self._log_liquidation(asset, params.liquidation)
     return id
 
 
@@ -362,6 +383,55 @@ def unpause(asset: address, actions: uint256):
 
 
 @external
+def set_liquidation_params(asset: address, params: liquidation.LiquidationParams):
+    """
+    @notice Bonus of `asset` when it is seized: it grows from `min_bonus` to
+            `max_bonus` as the account's maintenance health ratio falls by
+            `full_bonus_depth` below 1; `insurance_share` of it goes to the
+            insurance fund. WAD, multiples of 1e14; bonus <= 50%.
+    """
+    ownable._check_owner()
+    self._validate_liquidation(params)
+    extcall self._engine().set_liquidation(asset, liquidation.pack(params))
+    self._log_liquidation(asset, params)
+
+
+@external
+def set_liquidation_settings(dust_threshold: uint256, grace_period: uint256):
+    """
+    @notice Deployment-wide liquidation settings.
+    @param dust_threshold USD WAD below which a remaining position is dust:
+           a liquidation may close it in full, must not leave it on one side,
+           and an account whose collateral is worth less can be settled as
+           bad debt.
+    @param grace_period Seconds liquidations wait after a price feed was
+           stale (<= 1 day; 0 disables the check).
+    """
+    ownable._check_owner()
+    assert grace_period <= MAX_LIQUIDATION_GRACE, "config: liquidation grace period above 1 day"
+    engine: IMarginEngine = self._engine()
+    dust: uint256 = 0
+    grace: uint256 = 0
+    paused_until: uint256 = 0
+    dust, grace, paused_until = staticcall engine.liquidation_settings()
+    extcall engine.set_liquidation_settings(dust_threshold, grace_period, paused_until)
+
+
+@external
+def unpause_liquidations():
+    """
+    @notice Ends a guardian's liquidation pause now. Owner only.
+    """
+    ownable._check_owner()
+    engine: IMarginEngine = self._engine()
+    dust: uint256 = 0
+    grace: uint256 = 0
+    paused_until: uint256 = 0
+    dust, grace, paused_until = staticcall engine.liquidation_settings()
+    extcall engine.set_liquidation_settings(dust, grace, min(paused_until, block.timestamp))
+
+
+@external
 def set_guardian(guardian: address):
     ownable._check_owner()
     extcall self._engine().set_guardian(guardian)
@@ -425,6 +495,29 @@ def _validate_rates(r: RateParams):
     assert r.kink != 0 and r.kink < WAD, "config: kink must be in (0, 1)"
     assert r.base_rate + r.slope_low + r.slope_high <= MAX_BORROW_RATE, "config: borrow rate above 1000% APR"
     assert r.reserve_factor <= WAD, "config: reserve factor above 1"
+
+
+@internal
+@pure
+def _validate_liquidation(p: liquidation.LiquidationParams):
+    bp: uint256 = margin.BPS_TO_WAD
+    assert (
+        p.min_bonus % bp == 0 and p.max_bonus % bp == 0 and p.full_bonus_depth % bp == 0 and p.insurance_share % bp == 0
+    ), "config: liquidation parameters must be multiples of 1e14 (1 bp)"
+    assert p.min_bonus <= p.max_bonus and p.max_bonus <= MAX_BONUS, "config: need bonus min <= max <= 50%"
+    assert p.full_bonus_depth != 0 and p.full_bonus_depth <= WAD, "config: full bonus depth must be in (0, 1]"
+    assert p.insurance_share <= WAD, "config: insurance share above 1"
+
+
+@internal
+def _log_liquidation(asset: address, p: liquidation.LiquidationParams):
+    log LiquidationParamsSet(
+        asset=asset,
+        min_bonus=p.min_bonus,
+        max_bonus=p.max_bonus,
+        full_bonus_depth=p.full_bonus_depth,
+        insurance_share=p.insurance_share,
+    )
 
 
 @internal

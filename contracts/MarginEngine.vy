@@ -8,249 +8,73 @@
         sub-accounts; each is one cross-margin account that holds deposits
         (which earn interest and count as collateral) and borrows (which pay
         interest) of any listed assets. One health number per account and
-        health type decides what the account may do:
+        health type decides what it may do (formulas in the ledger module
+        and docs/risk-model.md). Borrow, withdraw and transfer must leave
+        initial health >= 0; deposit and repay are always allowed, also
+        while other actions are paused and whatever the price feeds say.
+        An account whose maintenance health is below zero can be
+        liquidated by anyone, partially, back to its liquidation-end health,
+        at a health-scaled bonus; bad debt is covered by the insurance fund
+        and then socialised.
 
-          health_T = sum_i deposit_i * price_i * aw_T,i
-                   - sum_i borrow_i  * price_i * lw_T,i      (USD, WAD)
-
-        Borrow, withdraw and transfer must leave initial health >= 0.
-        Deposit and repay are always allowed (repay even while paused and
-        whatever the price feeds say). The full risk model, with units,
-        bounds, rounding rules and revert reasons, is in docs/risk-model.md.
-
-        Storage is packed for gas: one slot per (account, asset) holding both
-        share balances, one header slot per account with bitmaps of the
-        assets it holds, and a few packed words per asset. Health loops
-        visit only the assets an account holds.
-
-        Glossary (WAD = 1e18):
-          di, bi   deposit and borrow index of an asset (WAD, start at 1)
-          shares   balances are stored as shares: amount = shares * index / WAD
-          unit price  USD value (WAD) of one smallest token unit, times 1e18
-          insurance fund of an asset = token balance - total deposits
-                   + total borrows: it receives the reserve-factor share of
-                   interest and rounding dust (as Compound III's reserves)
-
-        Invariants kept:
-          - token balance >= total deposits - total borrows, for every asset
-            (the insurance fund is never negative);
-          - total borrows <= total deposits after every borrow and withdraw;
-          - indexes never fall; the sums of account shares equal the totals;
-          - an account's borrow shares are zero exactly when its debt is zero.
-@custom:security
-        Trusts: the immutable CONFIGURATOR (MarginConfigurator, which the
-        protocol owner drives: it validates and packs every parameter and is
-        the only writer of configuration), the guardian (may only pause),
-        and each
-        listed Chainlink feed within its configured answer bounds. Every
-        external and view function is non-reentrant (`pragma nonreentrancy
-        on`), so a token hook cannot re-enter any function, views included.
-        Tokens move only through `_transfer_in`/`_transfer_out`; transfers in
-        are measured, so fee-on-transfer and rebasing tokens are refused.
-        Pausing: the guardian pauses deposit, withdraw, borrow or transfer
-        per asset; repay can never be paused.
+        This contract holds the hot paths (deposit, withdraw, borrow, repay,
+        liquidate) and the views. Calls to any other selector are forwarded
+        by delegatecall to MarginEngineExtension (operators, transfers,
+        batches, bad-debt settlement, configuration writes), as Compound
+        III's Comet forwards to CometExt: both share the ledger module's
+        storage layout. Extension functions return nothing.
+@custom:security Trusts the immutable CONFIGURATOR (driven by the protocol
+        owner; the only writer of configuration), the guardian (may only
+        pause; a liquidation pause expires by itself) and each listed
+        Chainlink feed within its answer bounds. Every external and view
+        function is non-reentrant (`pragma nonreentrancy on`; the lock is
+        shared with the extension), so a token hook cannot re-enter any
+        function, views included. The forwarding fallback holds no lock
+        itself: the extension's functions take it.
 """
 
 from ethereum.ercs import IERC20
 
 from .modules import fixed_point
 from .modules import interest_rate
+from .modules import ledger
+from .modules import liquidation
 from .modules import margin
 from .modules import oracle
 
+initializes: ledger
 
-# ---------------------------------------------------------------------------
-# Constants
-# ---------------------------------------------------------------------------
-
-WAD: constant(uint256) = fixed_point.WAD
-MAX_ASSETS: constant(uint256) = 64
-MAX_BATCH: constant(uint256) = 16
-
-MASK40: constant(uint256) = 2**40 - 1
-MASK60: constant(uint256) = 2**60 - 1
-MASK64: constant(uint256) = 2**64 - 1
-MASK96: constant(uint256) = 2**96 - 1
-MASK120: constant(uint256) = 2**120 - 1
-MASK128: constant(uint256) = 2**128 - 1
-
-# Info-word flags (bits 8-15 of the per-token info word).
-LISTED: constant(uint256) = 1
-PAUSE_DEPOSIT: constant(uint256) = 2
-PAUSE_WITHDRAW: constant(uint256) = 4
-PAUSE_BORROW: constant(uint256) = 8
-PAUSE_TRANSFER: constant(uint256) = 16
-BORROWABLE: constant(uint256) = 32
-PAUSABLE: constant(uint256) = PAUSE_DEPOSIT | PAUSE_WITHDRAW | PAUSE_BORROW | PAUSE_TRANSFER
-
-# Batch action kinds.
-ACTION_DEPOSIT: constant(uint8) = 0
-ACTION_WITHDRAW: constant(uint8) = 1
-ACTION_BORROW: constant(uint8) = 2
-ACTION_REPAY: constant(uint8) = 3
-ACTION_TRANSFER: constant(uint8) = 4
-
-# Longest L2 sequencer grace period accepted at deployment.
-MAX_SEQUENCER_GRACE: constant(uint256) = 86400
+exports: (
+    ledger.asset_count,
+    ledger.asset_by_id,
+    ledger.operators,
+    ledger.guardian,
+    ledger.CONFIGURATOR,
+    ledger.SEQUENCER_FEED,
+    ledger.SEQUENCER_GRACE_PERIOD,
+)
 
 
-# ---------------------------------------------------------------------------
-# Immutables
-# ---------------------------------------------------------------------------
-
-# The only writer of configuration (MarginConfigurator).
-CONFIGURATOR: public(immutable(address))
-# Chainlink L2 sequencer-uptime feed; empty on L1.
-SEQUENCER_FEED: public(immutable(address))
-# Seconds after the sequencer comes back before borrow/withdraw reopen.
-SEQUENCER_GRACE_PERIOD: public(immutable(uint256))
-
-
-# ---------------------------------------------------------------------------
-# Structs
-# ---------------------------------------------------------------------------
+interface ILiquidationCallback:
+    def on_liquidation(
+        owner: address,
+        sub_id: uint8,
+        repay_asset: address,
+        repay_amount: uint256,
+        seize_asset: address,
+        seized_amount: uint256,
+        data: Bytes[ledger.MAX_CALLBACK_DATA],
+    ): nonpayable
 
 
-struct Action:
-    kind: uint8  # ACTION_DEPOSIT ... ACTION_TRANSFER
-    asset: address  # token
-    amount: uint256  # token units; max uint256 = all (withdraw, repay, transfer)
-    receiver: address  # withdraw/borrow: who gets the tokens
-    to_sub_id: uint8  # transfer: destination sub-account of the same owner
+interface IMarginEngineExtension:
+    def CONFIGURATOR() -> address: view
+    def SEQUENCER_FEED() -> address: view
+    def SEQUENCER_GRACE_PERIOD() -> uint256: view
 
 
-struct Market:
-    deposit_index: uint256  # WAD
-    borrow_index: uint256  # WAD; only read when the asset has borrows or for borrow/repay
-    deposit_shares: uint256  # total
-    borrow_shares: uint256  # total
-    market_b: uint256  # raw word: borrow index | last update | reserve factor
-
-
-struct Health:
-    collateral: uint256[3]  # weighted collateral per health type, USD WAD
-    debt: uint256[3]  # weighted liabilities per health type, USD WAD
-    prices_valid: bool  # every price read was accepted
-
-
-struct AssetState:
-    asset: address
-    info: uint256
-    market_a: uint256
-    market_b: uint256
-    totals: uint256
-    rate_model: uint256
-    risk: uint256
-    ramp: uint256
-
-
-# ---------------------------------------------------------------------------
-# Storage
-# ---------------------------------------------------------------------------
-
-# Number of listed assets; ids are 0 .. asset_count - 1.
-asset_count: public(uint256)
-# Asset id -> token address.
-asset_by_id: public(HashMap[uint256, address])
-# Token -> info word: id (bits 0-7) | flags (8-15) | supply cap (16-135) | borrow cap (136-255).
-_info: HashMap[address, uint256]
-# Asset id -> deposit index (bits 0-95) | price feed (96-255).
-_market_a: HashMap[uint256, uint256]
-# Asset id -> borrow index (0-95) | last accrual time (96-135) | reserve factor (136-195).
-_market_b: HashMap[uint256, uint256]
-# Asset id -> total deposit shares (0-127) | total borrow shares (128-255).
-_totals: HashMap[uint256, uint256]
-# Asset id -> packed rate model (interest_rate module).
-_rate_model: HashMap[uint256, uint256]
-# Asset id -> packed risk word (margin module).
-_risk: HashMap[uint256, uint256]
-# Asset id -> packed maintenance-weight ramp (margin module).
-_ramp: HashMap[uint256, uint256]
-
-# Account key (owner << 8 | sub_id) -> deposit bitmap (0-63) | debt bitmap (64-127)
-# | block of the last health-lowering action (128-191).
-_headers: HashMap[uint256, uint256]
-# (account key << 8 | asset id) -> deposit shares (0-127) | borrow shares (128-255).
-_positions: HashMap[uint256, uint256]
-# Owner -> operator -> approved to act for all of the owner's sub-accounts.
-operators: public(HashMap[address, HashMap[address, bool]])
-
-# May pause actions (only the configurator unpauses).
-guardian: public(address)
-
-
-# ---------------------------------------------------------------------------
-# Events
-# ---------------------------------------------------------------------------
-
-event Deposit:
-    owner: indexed(address)
-    asset: indexed(address)
-    sub_id: uint8
-    caller: address
-    amount: uint256  # token units received
-    shares: uint256  # deposit shares minted
-    deposit_index: uint256  # WAD, after accrual
-
-event Withdraw:
-    owner: indexed(address)
-    asset: indexed(address)
-    sub_id: uint8
-    receiver: address
-    amount: uint256  # token units sent
-    shares: uint256  # deposit shares burned
-    deposit_index: uint256
-
-event Borrow:
-    owner: indexed(address)
-    asset: indexed(address)
-    sub_id: uint8
-    receiver: address
-    amount: uint256  # token units sent
-    shares: uint256  # borrow shares minted
-    borrow_index: uint256  # WAD, after accrual
-
-event Repay:
-    owner: indexed(address)
-    asset: indexed(address)
-    sub_id: uint8
-    payer: address
-    amount: uint256  # token units received
-    shares: uint256  # borrow shares burned
-    borrow_index: uint256
-
-event TransferCollateral:
-    owner: indexed(address)
-    asset: indexed(address)
-    from_sub_id: uint8
-    to_sub_id: uint8
-    amount: uint256  # token units at the current deposit index
-    shares: uint256  # deposit shares moved
-    deposit_index: uint256
-
-event InterestAccrued:
-    asset: indexed(address)
-    deposit_index: uint256
-    borrow_index: uint256
-    timestamp: uint256
-
-event OperatorSet:
-    owner: indexed(address)
-    operator: indexed(address)
-    approved: bool
-
-event AssetListed:
-    asset: indexed(address)
-    asset_id: uint256
-    feed: address
-
-
-event PauseSet:
-    asset: indexed(address)
-    paused: uint256  # PAUSE_* flags now in force
-
-event GuardianSet:
-    guardian: indexed(address)
+# The contract that serves every selector not defined here (delegatecall).
+EXTENSION: public(immutable(address))
 
 
 # ---------------------------------------------------------------------------
@@ -258,40 +82,34 @@ event GuardianSet:
 # ---------------------------------------------------------------------------
 
 @deploy
-def __init__(configurator: address, guardian: address, sequencer_feed: address, sequencer_grace_period: uint256):
+def __init__(
+    configurator: address,
+    guardian: address,
+    sequencer_feed: address,
+    sequencer_grace_period: uint256,
+    extension: address,
+):
     """
-    @param configurator The MarginConfigurator that will list assets and set
-           parameters; the only writer of configuration.
-    @param guardian May pause actions per asset.
+    @param configurator The MarginConfigurator.
+    @param guardian May pause actions.
     @param sequencer_feed Chainlink L2 sequencer-uptime feed, or empty on L1.
-    @param sequencer_grace_period Seconds after the sequencer is back up
-           before borrow/withdraw/transfer reopen (at most 1 day).
+    @param sequencer_grace_period Seconds (<= 1 day).
+    @param extension A MarginEngineExtension deployed with the same four
+           arguments.
     """
-    assert configurator != empty(address), "config: zero configurator"
-    assert sequencer_grace_period <= MAX_SEQUENCER_GRACE, "config: sequencer grace period too long"
-    CONFIGURATOR = configurator
-    SEQUENCER_FEED = sequencer_feed
-    SEQUENCER_GRACE_PERIOD = sequencer_grace_period
-    self.guardian = guardian
-    log GuardianSet(guardian=guardian)
+    ledger.__init__(configurator, guardian, sequencer_feed, sequencer_grace_period)
+    ext: IMarginEngineExtension = IMarginEngineExtension(extension)
+    assert (
+        staticcall ext.CONFIGURATOR() == configurator
+        and staticcall ext.SEQUENCER_FEED() == sequencer_feed
+        and staticcall ext.SEQUENCER_GRACE_PERIOD() == sequencer_grace_period
+    ), "config: extension deployed with other arguments"
+    EXTENSION = extension
 
 
 # ---------------------------------------------------------------------------
 # User operations
 # ---------------------------------------------------------------------------
-
-@external
-def set_operator(operator: address, approved: bool):
-    """
-    @notice Lets `operator` (a router, a front-end batcher) act for all of the
-            caller's sub-accounts: deposit, withdraw, borrow, transfer, batch.
-    @param operator The approved contract or address.
-    @param approved True to approve, False to revoke.
-    """
-    assert operator != msg.sender, "account: cannot approve yourself"
-    self.operators[msg.sender][operator] = approved
-    log OperatorSet(owner=msg.sender, operator=operator, approved=approved)
-
 
 @external
 def deposit(asset: address, amount: uint256, sub_id: uint8 = 0, owner: address = msg.sender) -> uint256:
@@ -309,8 +127,8 @@ def deposit(asset: address, amount: uint256, sub_id: uint8 = 0, owner: address =
          "deposit: amount below one share", "cap: supply cap exceeded",
          "token: ..." (see `_transfer_in`).
     """
-    key: uint256 = self._authorize(owner, sub_id)
-    return self._deposit(owner, sub_id, key, asset, amount)
+    key: uint256 = ledger._authorize(owner, sub_id)
+    return ledger._deposit(owner, sub_id, key, asset, amount)
 
 
 @external
@@ -335,12 +153,12 @@ def withdraw(
          "market: insufficient liquidity", "health: below initial margin",
          "oracle: ..." reasons.
     """
-    key: uint256 = self._authorize(owner, sub_id)
+    key: uint256 = ledger._authorize(owner, sub_id)
     sent: uint256 = 0
     check: bool = False
-    sent, check = self._withdraw(owner, sub_id, key, asset, amount, receiver)
+    sent, check = ledger._withdraw(owner, sub_id, key, asset, amount, receiver)
     if check:
-        self._require_initial_health(key)
+        ledger._require_initial_health(key)
     return sent
 
 
@@ -366,9 +184,9 @@ def borrow(
          "market: insufficient liquidity", "health: below initial margin",
          "oracle: ..." reasons.
     """
-    key: uint256 = self._authorize(owner, sub_id)
-    shares: uint256 = self._borrow(owner, sub_id, key, asset, amount, receiver)
-    self._require_initial_health(key)
+    key: uint256 = ledger._authorize(owner, sub_id)
+    shares: uint256 = ledger._borrow(owner, sub_id, key, asset, amount, receiver)
+    ledger._require_initial_health(key)
     return shares
 
 
@@ -386,95 +204,140 @@ def repay(asset: address, amount: uint256, sub_id: uint8 = 0, owner: address = m
     @dev Reverts: "repay: zero amount", "repay: no debt",
          "repay: amount below one share", "token: ..." reasons.
     """
-    return self._repay(owner, sub_id, self._account_key(owner, sub_id), asset, amount)
-
-
-@external
-def transfer_collateral(
-    asset: address,
-    amount: uint256,
-    from_sub_id: uint8,
-    to_sub_id: uint8,
-    owner: address = msg.sender,
-) -> uint256:
-    """
-    @notice Moves a deposit between two sub-accounts of one owner. The
-            source must keep initial health >= 0 if it has debt.
-    @param asset A listed token.
-    @param amount Token units; max uint256 moves the whole deposit.
-    @param from_sub_id Source sub-account.
-    @param to_sub_id Destination sub-account (must differ).
-    @param owner Owner of both; the caller must be it or its operator.
-    @return Deposit shares moved.
-    @dev Reverts: "transfer: same sub-account", "pause: transfer paused",
-         "transfer: amount exceeds deposit", "health: below initial margin".
-    """
-    key: uint256 = self._authorize(owner, from_sub_id)
-    shares: uint256 = 0
-    check: bool = False
-    shares, check = self._transfer(owner, from_sub_id, to_sub_id, key, asset, amount)
-    if check:
-        self._require_initial_health(key)
-    return shares
-
-
-@external
-def batch(actions: DynArray[Action, MAX_BATCH], sub_id: uint8 = 0, owner: address = msg.sender):
-    """
-    @notice Runs several actions on one sub-account with a single initial
-            health check at the end (e.g. deposit collateral and borrow in
-            one transaction). Deposits and repays take tokens from the caller.
-    @param actions Up to 16 actions, run in order.
-    @param sub_id Sub-account of `owner`.
-    @param owner Account owner; the caller must be it or its operator.
-    @dev Reverts with the failing action's reason, or "batch: unknown action".
-    """
-    key: uint256 = self._authorize(owner, sub_id)
-    check: bool = False
-    step_check: bool = False
-    unused: uint256 = 0
-    for act: Action in actions:
-        if act.kind == ACTION_DEPOSIT:
-            self._deposit(owner, sub_id, key, act.asset, act.amount)
-        elif act.kind == ACTION_WITHDRAW:
-            unused, step_check = self._withdraw(owner, sub_id, key, act.asset, act.amount, act.receiver)
-            check = check or step_check
-        elif act.kind == ACTION_BORROW:
-            self._borrow(owner, sub_id, key, act.asset, act.amount, act.receiver)
-            check = True
-        elif act.kind == ACTION_REPAY:
-            self._repay(owner, sub_id, key, act.asset, act.amount)
-        elif act.kind == ACTION_TRANSFER:
-            unused, step_check = self._transfer(owner, sub_id, act.to_sub_id, key, act.asset, act.amount)
-            check = check or step_check
-        else:
-            raise "batch: unknown action"
-    if check:
-        self._require_initial_health(key)
-
-
-@external
-def accrue(asset: address):
-    """
-    @notice Accrues interest of `asset` to the current second and stores the
-            indexes. Anyone may call it; every action accrues its asset too.
-    @param asset A listed token.
-    """
-    id: uint256 = self._asset_id(self._info[asset])
-    self._accrue(id, True)
-
+    return ledger._repay(owner, sub_id, ledger._account_key(owner, sub_id), asset, amount)
 
 # ---------------------------------------------------------------------------
-# Views
+# Liquidation
 # ---------------------------------------------------------------------------
+
+@external
+def liquidate(
+    owner: address,
+    sub_id: uint8,
+    repay_asset: address,
+    repay_amount: uint256,
+    seize_asset: address,
+    min_seize_amount: uint256,
+    receiver: address = msg.sender,
+    data: Bytes[ledger.MAX_CALLBACK_DATA] = b"",
+) -> (uint256, uint256):
+    """
+    @notice Repays part of an unhealthy account's debt in `repay_asset` and
+            seizes its `seize_asset` deposit at a health-scaled bonus. The
+            repaid amount is capped so that the account comes back to its
+            liquidation-end health (never further), except that a rest
+            below the dust threshold is closed in full.
+
+            Flash liquidation: with non-empty `data`, the seized tokens are
+            sent to `receiver` first, then the engine calls
+            `on_liquidation(...)` on the caller (ILiquidationCallback), and
+            only then pulls the repayment from the caller; if it has not
+            arrived, everything reverts.
+    @param owner Owner of the liquidated sub-account.
+    @param sub_id The liquidated sub-account.
+    @param repay_asset The debt repaid (token).
+    @param repay_amount Most token units the liquidator will repay; max
+           uint256 repays as much as allowed.
+    @param seize_asset The deposit seized (token).
+    @param min_seize_amount Fewest token units the liquidator accepts.
+    @param receiver Receives the seized tokens.
+    @param data Passed to the callback; empty means no callback.
+    @return (repaid, seized to the liquidator), token units.
+    @dev Reverts: "liquidation: self-liquidation", "liquidation: paused",
+         "liquidation: zero repay amount", "liquidation: no debt in repay
+         asset", "liquidation: no deposit in seize asset", "liquidation:
+         cool-off (same block as a health-lowering action)", "liquidation:
+         account is healthy", "liquidation: price grace period", "oracle:
+         sequencer down", "oracle: sequencer grace period", "oracle: ...",
+         "liquidation: leaves dust", "liquidation: nothing to seize",
+         "liquidation: seized amount below minimum", "market: insufficient
+         liquidity", "token: ...".
+    """
+    assert msg.sender != owner, "liquidation: self-liquidation"
+    assert repay_amount != 0, "liquidation: zero repay amount"
+    key: uint256 = ledger._account_key(owner, sub_id)
+    header: uint256 = ledger._headers[key]
+    id_r: uint256 = ledger._asset_id(ledger._info[repay_asset])
+    id_s: uint256 = ledger._asset_id(ledger._info[seize_asset])
+    assert (header >> (64 + id_r)) & 1 != 0, "liquidation: no debt in repay asset"
+    assert (header >> id_s) & 1 != 0, "liquidation: no deposit in seize asset"
+    assert (header >> 128) & ledger.MASK64 != block.number, "liquidation: cool-off (same block as a health-lowering action)"
+    settings: uint256 = ledger._liquidation_settings
+    assert block.timestamp >= settings >> 160, "liquidation: paused"
+    ledger._require_sequencer()
+    p: liquidation.Plan = self._plan(key, header, id_r, id_s, repay_amount, settings)
+    assert not p.leaves_dust, "liquidation: leaves dust"
+    assert p.repay != 0 and p.seize > p.to_insurance, "liquidation: nothing to seize"
+    seized: uint256 = p.seize - p.to_insurance
+    assert seized >= min_seize_amount, "liquidation: seized amount below minimum"
+
+    # Repay side. Round down: burn at most the shares the payment is worth,
+    # unless the whole debt is paid.
+    m: ledger.Market = ledger._accrue(id_r, True)
+    pkey: uint256 = key << 8 | id_r
+    pos: uint256 = ledger._positions[pkey]
+    repaid_shares: uint256 = p.repay * ledger.WAD // m.borrow_index
+    if p.repay >= fixed_point.mul_div_up(pos >> 128, m.borrow_index, ledger.WAD):
+        repaid_shares = pos >> 128
+    ledger._totals[id_r] = m.deposit_shares | (m.borrow_shares - repaid_shares) << 128
+    ledger._positions[pkey] = pos - (repaid_shares << 128)
+    if repaid_shares == pos >> 128:
+        header &= ~(1 << (64 + id_r))
+    borrow_index: uint256 = m.borrow_index
+
+    # Seize side (re-read: the two assets may be the same). Round up: the
+    # account gives at least the seized amount's worth, capped at its deposit.
+    m = ledger._accrue(id_s, False)
+    pkey = key << 8 | id_s
+    pos = ledger._positions[pkey]
+    seized_shares: uint256 = min(fixed_point.mul_div_up(p.seize, ledger.WAD, m.deposit_index), pos & ledger.MASK128)
+    total_shares: uint256 = m.deposit_shares - seized_shares
+    if m.borrow_shares != 0:
+        assert fixed_point.mul_div_down(total_shares, m.deposit_index, ledger.WAD) >= fixed_point.mul_div_up(
+            m.borrow_shares, ledger._borrow_index_now(id_s), ledger.WAD
+        ), "market: insufficient liquidity"
+    ledger._totals[id_s] = total_shares | m.borrow_shares << 128
+    ledger._positions[pkey] = pos - seized_shares
+    if seized_shares == pos & ledger.MASK128:
+        header &= ~(1 << id_s)
+    ledger._headers[key] = header
+
+    ledger._transfer_out(seize_asset, receiver, seized)
+    if len(data) != 0:
+        extcall ILiquidationCallback(msg.sender).on_liquidation(owner, sub_id, repay_asset, p.repay, seize_asset, seized, data)
+    ledger._transfer_in(repay_asset, msg.sender, p.repay)
+    log ledger.Liquidation(
+        owner=owner,
+        liquidator=msg.sender,
+        sub_id=sub_id,
+        repay_asset=repay_asset,
+        seize_asset=seize_asset,
+        repaid=p.repay,
+        repaid_shares=repaid_shares,
+        seized=p.seize,
+        seized_shares=seized_shares,
+        to_insurance=p.to_insurance,
+        bonus=p.bonus,
+        borrow_index=borrow_index,
+        deposit_index=m.deposit_index,
+    )
+    return p.repay, seized
+
+
+
 
 @view
 @external
-def account_key(owner: address, sub_id: uint8) -> uint256:
+def liquidation_settings() -> (uint256, uint256, uint256):
     """
-    @notice The storage key of a sub-account: owner << 8 | sub_id.
+    @return (dust threshold USD WAD, grace period after a stale feed in
+            seconds, liquidations paused until unix seconds).
     """
-    return self._account_key(owner, sub_id)
+    settings: uint256 = ledger._liquidation_settings
+    return settings & ledger.MASK128, (settings >> 128) & ledger.MASK32, settings >> 160
+
+
+
 
 
 @view
@@ -486,8 +349,8 @@ def health(owner: address, sub_id: uint8 = 0) -> (int256, int256, bool):
             Never reverts: a rejected price is still used when positive
             (and 0 otherwise) and the flag is False.
     """
-    key: uint256 = self._account_key(owner, sub_id)
-    h: Health = self._health(key, self._headers[key], 3, False)
+    key: uint256 = ledger._account_key(owner, sub_id)
+    h: ledger.Health = ledger._health(key, ledger._headers[key], 3, False, 0)
     return (
         convert(h.collateral[0], int256) - convert(h.debt[0], int256),
         convert(h.collateral[1], int256) - convert(h.debt[1], int256),
@@ -501,9 +364,9 @@ def position(owner: address, sub_id: uint8, asset: address) -> (uint256, uint256
     """
     @notice Raw (deposit shares, borrow shares) of a sub-account in `asset`.
     """
-    id: uint256 = self._asset_id(self._info[asset])
-    pos: uint256 = self._positions[self._account_key(owner, sub_id) << 8 | id]
-    return pos & MASK128, pos >> 128
+    id: uint256 = ledger._asset_id(ledger._info[asset])
+    pos: uint256 = ledger._positions[ledger._account_key(owner, sub_id) << 8 | id]
+    return pos & ledger.MASK128, pos >> 128
 
 
 @view
@@ -513,8 +376,8 @@ def account_header(owner: address, sub_id: uint8) -> (uint256, uint256, uint256)
     @notice (deposit bitmap, debt bitmap, block of the last health-lowering
             action) of a sub-account; bit i stands for asset id i.
     """
-    header: uint256 = self._headers[self._account_key(owner, sub_id)]
-    return header & MASK64, (header >> 64) & MASK64, (header >> 128) & MASK64
+    header: uint256 = ledger._headers[ledger._account_key(owner, sub_id)]
+    return header & ledger.MASK64, (header >> 64) & ledger.MASK64, (header >> 128) & ledger.MASK64
 
 
 @view
@@ -523,48 +386,45 @@ def asset_id(asset: address) -> uint256:
     """
     @notice Id (0-63) of a listed asset. Reverts "asset: not listed".
     """
-    return self._asset_id(self._info[asset])
+    return ledger._asset_id(ledger._info[asset])
+
+
 
 
 @view
 @external
-def is_listed(asset: address) -> bool:
-    return (self._info[asset] >> 8) & LISTED != 0
-
-
-@view
-@external
-def asset_state(id: uint256) -> AssetState:
+def asset_state(id: uint256) -> ledger.AssetState:
     """
     @notice Raw packed words of asset `id` (layouts in the storage section
             and the margin / interest_rate modules), for the lens, the
             configurator and keepers' replicas: one call per asset.
     """
-    asset: address = self.asset_by_id[id]
-    return AssetState(
+    asset: address = ledger.asset_by_id[id]
+    return ledger.AssetState(
         asset=asset,
-        info=self._info[asset],
-        market_a=self._market_a[id],
-        market_b=self._market_b[id],
-        totals=self._totals[id],
-        rate_model=self._rate_model[id],
-        risk=self._risk[id],
-        ramp=self._ramp[id],
+        info=ledger._info[asset],
+        market_a=ledger._market_a[id],
+        market_b=ledger._market_b[id],
+        totals=ledger._totals[id],
+        rate_model=ledger._rate_model[id],
+        risk=ledger._risk[id],
+        ramp=ledger._ramp[id],
+        liquidation=ledger._liquidation[id],
     )
 
 
 @view
 @external
-def weighted_health(owner: address, sub_id: uint8, asset_mask: uint256, kinds: uint256) -> Health:
+def weighted_health(owner: address, sub_id: uint8, asset_mask: uint256, kinds: uint256) -> ledger.Health:
     """
     @notice Weighted collateral and liabilities of the sub-account's assets
             selected by `asset_mask` (bit i = asset id i), for the health
             types in `kinds` (bit 0 initial, 1 maintenance, 2 liquidation
-            end). For the lens's max-borrow/withdraw searches.
+            end, 3 unweighted value). For the lens.
     """
-    key: uint256 = self._account_key(owner, sub_id)
-    header: uint256 = self._headers[key]
-    return self._health(key, header & (asset_mask | asset_mask << 64), kinds, False)
+    key: uint256 = ledger._account_key(owner, sub_id)
+    header: uint256 = ledger._headers[key]
+    return ledger._health(key, header & (asset_mask | asset_mask << 64), kinds, False, 0)
 
 
 @view
@@ -574,522 +434,65 @@ def sequencer_ok() -> bool:
     @notice True when no sequencer feed is set, or the sequencer is up and
             past its grace period.
     """
-    return self._sequencer_ok()
-
+    return ledger._sequencer_ok()
 
 # ---------------------------------------------------------------------------
-# Guardian and configurator
+# Forwarding to the extension
 # ---------------------------------------------------------------------------
 
+@payable
 @external
-def pause(asset: address, actions: uint256):
+@reentrant
+def __default__():
     """
-    @notice Pauses actions on `asset`. Guardian or configurator.
-    @param actions PAUSE_DEPOSIT (2) | PAUSE_WITHDRAW (4) | PAUSE_BORROW (8)
-           | PAUSE_TRANSFER (16). Repay cannot be paused.
-    @dev Reverts: "pause: caller is not guardian", "pause: invalid actions",
-         "asset: not listed".
+    @notice Forwards every other selector to EXTENSION by delegatecall and
+            bubbles up its revert reason. Extension functions return nothing.
     """
-    assert msg.sender == self.guardian or msg.sender == CONFIGURATOR, "pause: caller is not guardian"
-    assert actions != 0 and actions & ~PAUSABLE == 0, "pause: invalid actions"
-    info: uint256 = self._info[asset]
-    self._asset_id(info)
-    info |= actions << 8
-    self._info[asset] = info
-    log PauseSet(asset=asset, paused=(info >> 8) & PAUSABLE)
-
-
-@external
-def add_asset(asset: address, feed: address, info: uint256, risk: uint256, rate_model: uint256, reserve_factor: uint256) -> uint256:
-    """
-    @notice Lists an asset with packed, validated configuration.
-            Configurator only.
-    @param info Info word; its id and listed bits are set here.
-    @return The new asset id.
-    """
-    assert msg.sender == CONFIGURATOR, "config: caller is not configurator"
-    assert (self._info[asset] >> 8) & LISTED == 0, "config: asset already listed"
-    id: uint256 = self.asset_count
-    assert id < MAX_ASSETS, "config: too many assets"
-    self.asset_count = id + 1
-    self.asset_by_id[id] = asset
-    self._info[asset] = (info & ~255) | id | LISTED << 8
-    self._risk[id] = risk
-    self._rate_model[id] = rate_model
-    self._market_a[id] = WAD | convert(feed, uint256) << 96
-    self._market_b[id] = WAD | block.timestamp << 96 | reserve_factor << 136
-    log AssetListed(asset=asset, asset_id=id, feed=feed)
-    return id
-
-
-@external
-def set_info(asset: address, info: uint256):
-    """
-    @notice Sets flags (borrowable, pauses) and caps of a listed asset; the
-            id and listed bits are kept. Configurator only.
-    """
-    assert msg.sender == CONFIGURATOR, "config: caller is not configurator"
-    old: uint256 = self._info[asset]
-    self._asset_id(old)
-    new: uint256 = (info & ~(255 | LISTED << 8)) | (old & 255) | LISTED << 8
-    self._info[asset] = new
-    log PauseSet(asset=asset, paused=(new >> 8) & PAUSABLE)
-
-
-@external
-def set_risk(asset: address, risk: uint256, ramp: uint256):
-    """
-    @notice Sets the risk and ramp words of a listed asset. Configurator only.
-    """
-    assert msg.sender == CONFIGURATOR, "config: caller is not configurator"
-    id: uint256 = self._asset_id(self._info[asset])
-    self._risk[id] = risk
-    self._ramp[id] = ramp
-
-
-@external
-def set_rate_model(asset: address, rate_model: uint256, reserve_factor: uint256):
-    """
-    @notice Accrues at the old rates, then sets the rate model and reserve
-            factor. Configurator only.
-    """
-    assert msg.sender == CONFIGURATOR, "config: caller is not configurator"
-    id: uint256 = self._asset_id(self._info[asset])
-    self._accrue(id, True)
-    self._rate_model[id] = rate_model
-    self._market_b[id] = (self._market_b[id] & (2**136 - 1)) | reserve_factor << 136
-
-
-@external
-def set_guardian(guardian: address):
-    """
-    @notice Configurator only.
-    """
-    assert msg.sender == CONFIGURATOR, "config: caller is not configurator"
-    self.guardian = guardian
-    log GuardianSet(guardian=guardian)
+    assert msg.value == 0, "engine: no ether"
+    ok: bool = False
+    out: Bytes[1024] = b""
+    ok, out = raw_call(EXTENSION, msg.data, max_outsize=1024, is_delegate_call=True, revert_on_failure=False)
+    if not ok:
+        raw_revert(out)
 
 
 # ---------------------------------------------------------------------------
-# Internal: accounts and actions
+# Internal
 # ---------------------------------------------------------------------------
-
-@internal
-@pure
-def _account_key(owner: address, sub_id: uint8) -> uint256:
-    return convert(owner, uint256) << 8 | convert(sub_id, uint256)
-
 
 @internal
 @view
-def _authorize(owner: address, sub_id: uint8) -> uint256:
-    if msg.sender != owner:
-        assert self.operators[owner][msg.sender], "account: caller is not owner or operator"
-    return self._account_key(owner, sub_id)
-
-
-@internal
-@pure
-def _asset_id(info: uint256) -> uint256:
-    assert (info >> 8) & LISTED != 0, "asset: not listed"
-    return info & 255
-
-
-@internal
-def _deposit(owner: address, sub_id: uint8, key: uint256, asset: address, amount: uint256) -> uint256:
-    info: uint256 = self._info[asset]
-    id: uint256 = self._asset_id(info)
-    assert (info >> 8) & PAUSE_DEPOSIT == 0, "pause: deposit paused"
-    assert amount != 0, "deposit: zero amount"
-    m: Market = self._accrue(id, False)
-    # Round down: the depositor is credited at most what it paid.
-    shares: uint256 = amount * WAD // m.deposit_index
-    assert shares != 0, "deposit: amount below one share"
-    total_shares: uint256 = m.deposit_shares + shares
-    assert total_shares <= MASK128, "market: share overflow"
-    cap: uint256 = (info >> 16) & MASK120
-    if cap != 0:
-        assert fixed_point.mul_div_down(total_shares, m.deposit_index, WAD) <= cap, "cap: supply cap exceeded"
-    self._totals[id] = total_shares | m.borrow_shares << 128
-    pkey: uint256 = key << 8 | id
-    pos: uint256 = self._positions[pkey]
-    if pos & MASK128 == 0:
-        self._headers[key] = self._headers[key] | 1 << id
-    # (pos & MASK128) + shares <= total_shares <= MASK128: no carry into the borrow half.
-    self._positions[pkey] = unsafe_add(pos, shares)
-    self._transfer_in(asset, msg.sender, amount)
-    log Deposit(
-        owner=owner, asset=asset, sub_id=sub_id, caller=msg.sender, amount=amount, shares=shares, deposit_index=m.deposit_index
+def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested: uint256, settings: uint256) -> liquidation.Plan:
+    """
+    @notice Amounts of a liquidation of `key` repaying `id_r` and seizing
+            `id_s`, at stored deposit indexes and borrow indexes accrued to
+            now (the lens's preview computes the same). Reverts when the
+            account is healthy or a price is rejected.
+    """
+    h: ledger.Health = ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32)
+    assert h.collateral[1] < h.debt[1], "liquidation: account is healthy"
+    risk_r: uint256 = ledger._risk[id_r]
+    risk_s: uint256 = ledger._risk[id_s]
+    a_s: uint256 = ledger._market_a[id_s]
+    price_r: uint256 = 0
+    price_s: uint256 = 0
+    err: uint256 = 0
+    price_r, err = ledger._price(risk_r, ledger._market_a[id_r])
+    price_s, err = ledger._price(risk_s, a_s)
+    return liquidation.plan_for(
+        h.collateral[1],
+        h.debt[1],
+        convert(h.collateral[2], int256) - convert(h.debt[2], int256),
+        risk_r,
+        ledger._ramp_of(id_r, risk_r),
+        risk_s,
+        ledger._ramp_of(id_s, risk_s),
+        ledger._liquidation[id_s],
+        price_r,
+        price_s,
+        fixed_point.mul_div_up(ledger._positions[key << 8 | id_r] >> 128, ledger._borrow_index_now(id_r), ledger.WAD),
+        fixed_point.mul_div_down(ledger._positions[key << 8 | id_s] & ledger.MASK128, a_s & ledger.MASK96, ledger.WAD),
+        settings & ledger.MASK128,
+        requested,
+        h.collateral[3] >= h.debt[3],
     )
-    return shares
-
-
-@internal
-def _withdraw(
-    owner: address, sub_id: uint8, key: uint256, asset: address, amount: uint256, receiver: address
-) -> (uint256, bool):
-    info: uint256 = self._info[asset]
-    id: uint256 = self._asset_id(info)
-    assert (info >> 8) & PAUSE_WITHDRAW == 0, "pause: withdraw paused"
-    assert amount != 0, "withdraw: zero amount"
-    m: Market = self._accrue(id, False)
-    pkey: uint256 = key << 8 | id
-    pos: uint256 = self._positions[pkey]
-    held: uint256 = pos & MASK128
-    assert held != 0, "withdraw: no deposit"
-    shares: uint256 = 0
-    sent: uint256 = amount
-    if amount == max_value(uint256):
-        shares = held
-        # Round down: the user receives at most its deposit.
-        sent = fixed_point.mul_div_down(held, m.deposit_index, WAD)
-    else:
-        # Round up: burn at least the shares the amount is worth.
-        shares = fixed_point.mul_div_up(amount, WAD, m.deposit_index)
-        assert shares <= held, "withdraw: amount exceeds deposit"
-    total_shares: uint256 = m.deposit_shares - shares
-    if m.borrow_shares != 0:
-        assert fixed_point.mul_div_down(total_shares, m.deposit_index, WAD) >= fixed_point.mul_div_up(
-            m.borrow_shares, m.borrow_index, WAD
-        ), "market: insufficient liquidity"
-    self._totals[id] = total_shares | m.borrow_shares << 128
-    self._positions[pkey] = pos - shares
-    header: uint256 = self._headers[key]
-    new_header: uint256 = header
-    if held == shares:
-        new_header &= ~(1 << id)
-    has_debt: bool = (header >> 64) & MASK64 != 0
-    if has_debt:
-        new_header = (new_header & ~(MASK64 << 128)) | block.number << 128
-    if new_header != header:
-        self._headers[key] = new_header
-    if sent != 0:
-        self._transfer_out(asset, receiver, sent)
-    log Withdraw(
-        owner=owner, asset=asset, sub_id=sub_id, receiver=receiver, amount=sent, shares=shares, deposit_index=m.deposit_index
-    )
-    return sent, has_debt
-
-
-@internal
-def _borrow(owner: address, sub_id: uint8, key: uint256, asset: address, amount: uint256, receiver: address) -> uint256:
-    info: uint256 = self._info[asset]
-    id: uint256 = self._asset_id(info)
-    assert (info >> 8) & BORROWABLE != 0, "borrow: asset not borrowable"
-    assert (info >> 8) & PAUSE_BORROW == 0, "pause: borrow paused"
-    assert amount != 0, "borrow: zero amount"
-    m: Market = self._accrue(id, True)
-    # Round up: the borrower owes at least what it received.
-    shares: uint256 = fixed_point.mul_div_up(amount, WAD, m.borrow_index)
-    total_shares: uint256 = m.borrow_shares + shares
-    assert total_shares <= MASK128, "market: share overflow"
-    total_borrow: uint256 = fixed_point.mul_div_up(total_shares, m.borrow_index, WAD)
-    assert total_borrow <= fixed_point.mul_div_down(m.deposit_shares, m.deposit_index, WAD), "market: insufficient liquidity"
-    cap: uint256 = (info >> 136) & MASK120
-    if cap != 0:
-        assert total_borrow <= cap, "cap: borrow cap exceeded"
-    self._totals[id] = m.deposit_shares | total_shares << 128
-    pkey: uint256 = key << 8 | id
-    # Borrow half <= total_shares <= MASK128: the add cannot overflow 256 bits.
-    self._positions[pkey] = unsafe_add(self._positions[pkey], shares << 128)
-    header: uint256 = self._headers[key]
-    self._headers[key] = (header & ~(MASK64 << 128)) | 1 << (64 + id) | block.number << 128
-    self._transfer_out(asset, receiver, amount)
-    log Borrow(owner=owner, asset=asset, sub_id=sub_id, receiver=receiver, amount=amount, shares=shares, borrow_index=m.borrow_index)
-    return shares
-
-
-@internal
-def _repay(owner: address, sub_id: uint8, key: uint256, asset: address, amount: uint256) -> uint256:
-    id: uint256 = self._asset_id(self._info[asset])
-    assert amount != 0, "repay: zero amount"
-    m: Market = self._accrue(id, True)
-    pkey: uint256 = key << 8 | id
-    pos: uint256 = self._positions[pkey]
-    owed_shares: uint256 = pos >> 128
-    assert owed_shares != 0, "repay: no debt"
-    # Round up: the debt is at least its exact value.
-    debt: uint256 = fixed_point.mul_div_up(owed_shares, m.borrow_index, WAD)
-    shares: uint256 = owed_shares
-    paid: uint256 = debt
-    if amount < debt:
-        # Round down: burn at most the shares the payment is worth.
-        shares = amount * WAD // m.borrow_index
-        assert shares != 0, "repay: amount below one share"
-        paid = amount
-    self._totals[id] = m.deposit_shares | (m.borrow_shares - shares) << 128
-    self._positions[pkey] = pos - (shares << 128)
-    if shares == owed_shares:
-        self._headers[key] = self._headers[key] & ~(1 << (64 + id))
-    self._transfer_in(asset, msg.sender, paid)
-    log Repay(owner=owner, asset=asset, sub_id=sub_id, payer=msg.sender, amount=paid, shares=shares, borrow_index=m.borrow_index)
-    return paid
-
-
-@internal
-def _transfer(owner: address, from_sub_id: uint8, to_sub_id: uint8, key: uint256, asset: address, amount: uint256) -> (uint256, bool):
-    info: uint256 = self._info[asset]
-    id: uint256 = self._asset_id(info)
-    assert from_sub_id != to_sub_id, "transfer: same sub-account"
-    assert (info >> 8) & PAUSE_TRANSFER == 0, "pause: transfer paused"
-    assert amount != 0, "transfer: zero amount"
-    m: Market = self._accrue(id, False)
-    pkey: uint256 = key << 8 | id
-    pos: uint256 = self._positions[pkey]
-    held: uint256 = pos & MASK128
-    shares: uint256 = held
-    if amount != max_value(uint256):
-        # Round up, as a withdrawal: the source gives at least the amount's worth.
-        shares = fixed_point.mul_div_up(amount, WAD, m.deposit_index)
-    assert shares != 0 and shares <= held, "transfer: amount exceeds deposit"
-    self._positions[pkey] = pos - shares
-    to_key: uint256 = self._account_key(owner, to_sub_id)
-    to_pkey: uint256 = to_key << 8 | id
-    to_pos: uint256 = self._positions[to_pkey]
-    if to_pos & MASK128 == 0:
-        self._headers[to_key] = self._headers[to_key] | 1 << id
-    # The destination's deposit half stays <= total deposit shares <= MASK128.
-    self._positions[to_pkey] = unsafe_add(to_pos, shares)
-    header: uint256 = self._headers[key]
-    new_header: uint256 = header
-    if shares == held:
-        new_header &= ~(1 << id)
-    has_debt: bool = (header >> 64) & MASK64 != 0
-    if has_debt:
-        new_header = (new_header & ~(MASK64 << 128)) | block.number << 128
-    if new_header != header:
-        self._headers[key] = new_header
-    log TransferCollateral(
-        owner=owner,
-        asset=asset,
-        from_sub_id=from_sub_id,
-        to_sub_id=to_sub_id,
-        amount=fixed_point.mul_div_down(shares, m.deposit_index, WAD),
-        shares=shares,
-        deposit_index=m.deposit_index,
-    )
-    return shares, has_debt
-
-
-# ---------------------------------------------------------------------------
-# Internal: interest
-# ---------------------------------------------------------------------------
-
-@internal
-def _accrue(id: uint256, need_borrow_index: bool) -> Market:
-    """
-    @notice Accrues `id` to now and stores it. Without borrows nothing
-            accrues and nothing is written, except that a borrow/repay path
-            (`need_borrow_index`) restarts the clock so that the first
-            borrow does not pay for time without borrows.
-    """
-    a: uint256 = self._market_a[id]
-    totals: uint256 = self._totals[id]
-    m: Market = Market(
-        deposit_index=a & MASK96,
-        borrow_index=0,
-        deposit_shares=totals & MASK128,
-        borrow_shares=totals >> 128,
-        market_b=0,
-    )
-    if m.borrow_shares == 0 and not need_borrow_index:
-        return m
-    b: uint256 = self._market_b[id]
-    m.market_b = b
-    m.borrow_index = b & MASK96
-    last: uint256 = (b >> 96) & MASK40
-    if last == block.timestamp:
-        return m
-    if m.borrow_shares != 0:
-        new_di: uint256 = 0
-        new_bi: uint256 = 0
-        new_di, new_bi = interest_rate.accrue(
-            self._rate_model[id],
-            (b >> 136) & MASK60,
-            m.deposit_index,
-            m.borrow_index,
-            m.deposit_shares,
-            m.borrow_shares,
-            block.timestamp - last,
-        )
-        assert new_di <= MASK96 and new_bi <= MASK96, "market: index overflow"
-        if new_di != m.deposit_index:
-            self._market_a[id] = (a & ~MASK96) | new_di
-            m.deposit_index = new_di
-        m.borrow_index = new_bi
-    b = (b & ~(MASK96 | MASK40 << 96)) | m.borrow_index | block.timestamp << 96
-    self._market_b[id] = b
-    m.market_b = b
-    return m
-
-
-@internal
-@view
-def _market_now(id: uint256) -> Market:
-    """
-    @notice The market of `id` accrued to now, without storing it.
-    """
-    a: uint256 = self._market_a[id]
-    b: uint256 = self._market_b[id]
-    totals: uint256 = self._totals[id]
-    m: Market = Market(
-        deposit_index=0,
-        borrow_index=0,
-        deposit_shares=totals & MASK128,
-        borrow_shares=totals >> 128,
-        market_b=b,
-    )
-    m.deposit_index, m.borrow_index = interest_rate.indexes_now(a, b, totals, self._rate_model[id])
-    return m
-
-
-@internal
-@view
-def _borrow_index_now(id: uint256) -> uint256:
-    """
-    @notice Borrow index of `id` accrued to now (cheap when the asset was
-            already accrued in this block).
-    """
-    b: uint256 = self._market_b[id]
-    last: uint256 = (b >> 96) & MASK40
-    if last == block.timestamp:
-        return b & MASK96
-    return self._market_now(id).borrow_index
-
-
-# ---------------------------------------------------------------------------
-# Internal: health
-# ---------------------------------------------------------------------------
-
-@internal
-@view
-def _ramp_of(id: uint256, risk: uint256) -> uint256:
-    if margin.flags(risk) & margin.FLAG_RAMPING != 0:
-        return self._ramp[id]
-    return 0
-
-
-@internal
-@view
-def _price(risk: uint256, a: uint256) -> (uint256, uint256):
-    lo: uint256 = 0
-    hi: uint256 = 0
-    lo, hi = margin.answer_bounds(risk)
-    return oracle.unit_price(
-        convert(a >> 96, address),
-        lo,
-        hi,
-        margin.max_staleness(risk),
-        margin.unit_price_exponent(risk),
-    )
-
-
-@internal
-@view
-def _health(key: uint256, header: uint256, kinds: uint256, strict: bool) -> Health:
-    """
-    @notice Weighted collateral and debt of an account for the health types
-            in `kinds` (bit 0 INITIAL, bit 1 MAINTENANCE, bit 2 LIQUIDATION_END).
-            Collateral counts at the stored deposit index (deposit interest
-            not yet accrued is left out: conservative); debt counts at the
-            borrow index accrued to now.
-    @param strict Revert with the oracle's reason on a rejected price
-           (actions); otherwise flag it (views).
-    """
-    h: Health = empty(Health)
-    h.prices_valid = True
-    held: uint256 = (header | header >> 64) & MASK64
-    for id: uint256 in range(MAX_ASSETS):
-        if held >> id == 0:
-            break
-        if (held >> id) & 1 == 0:
-            continue
-        pos: uint256 = self._positions[key << 8 | id]
-        a: uint256 = self._market_a[id]
-        risk: uint256 = self._risk[id]
-        ramp: uint256 = self._ramp_of(id, risk)
-        price: uint256 = 0
-        err: uint256 = 0
-        price, err = self._price(risk, a)
-        if err != oracle.ERR_NONE:
-            if strict:
-                self._revert_oracle(err)
-            h.prices_valid = False
-        deposit_amount: uint256 = 0
-        debt_amount: uint256 = 0
-        if pos & MASK128 != 0:
-            # Round down: collateral is never overstated.
-            deposit_amount = fixed_point.mul_div_down(pos & MASK128, a & MASK96, WAD)
-        if pos >> 128 != 0:
-            # Round up: debt is never understated.
-            debt_amount = fixed_point.mul_div_up(pos >> 128, self._borrow_index_now(id), WAD)
-        for kind: uint256 in range(3):
-            if (kinds >> kind) & 1 == 0:
-                continue
-            coll: uint256 = 0
-            debt: uint256 = 0
-            coll, debt = margin.contribution(risk, ramp, price, deposit_amount, debt_amount, kind)
-            h.collateral[kind] += coll
-            h.debt[kind] += debt
-    return h
-
-
-@internal
-@view
-def _sequencer_ok() -> bool:
-    up: bool = False
-    since: uint256 = 0
-    up, since = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
-    return up
-
-
-@internal
-@view
-def _require_initial_health(key: uint256):
-    """
-    @notice Reverts unless the account's initial health is >= 0 with every
-            price accepted and the sequencer (if any) up past its grace period.
-    """
-    if SEQUENCER_FEED != empty(address):
-        up: bool = False
-        since: uint256 = 0
-        up, since = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
-        assert since != 0, "oracle: sequencer down"
-        assert up, "oracle: sequencer grace period"
-    h: Health = self._health(key, self._headers[key], 1, True)
-    assert h.collateral[0] >= h.debt[0], "health: below initial margin"
-
-
-@internal
-@pure
-def _revert_oracle(err: uint256):
-    assert err != oracle.ERR_CALL, "oracle: feed call failed"
-    assert err != oracle.ERR_NOT_POSITIVE, "oracle: non-positive price"
-    assert err != oracle.ERR_BOUNDS, "oracle: price out of bounds"
-    assert err != oracle.ERR_INCOMPLETE, "oracle: incomplete round"
-    raise "oracle: stale price"
-
-
-# ---------------------------------------------------------------------------
-# Internal: tokens
-# ---------------------------------------------------------------------------
-
-@internal
-def _transfer_in(asset: address, payer: address, amount: uint256):
-    """
-    @notice The only place tokens come in. Accepts tokens that return
-            nothing (USDT) and refuses any token whose balance change differs
-            from `amount` (fee-on-transfer, rebasing).
-    """
-    before: uint256 = staticcall IERC20(asset).balanceOf(self)
-    assert extcall IERC20(asset).transferFrom(payer, self, amount, default_return_value=True), "token: transferFrom returned false"
-    assert staticcall IERC20(asset).balanceOf(self) == before + amount, "token: balance change differs from amount"
-
-
-@internal
-def _transfer_out(asset: address, receiver: address, amount: uint256):
-    """
-    @notice The only place tokens go out. Accepts tokens that return nothing.
-    """
-    assert receiver != empty(address), "token: zero receiver"
-    assert extcall IERC20(asset).transfer(receiver, amount, default_return_value=True), "token: transfer returned false"

@@ -20,6 +20,7 @@ from ethereum.ercs import IERC20
 
 from .modules import fixed_point
 from .modules import interest_rate
+from .modules import liquidation
 from .modules import margin
 from .modules import oracle
 
@@ -33,11 +34,12 @@ struct AssetState:
     rate_model: uint256
     risk: uint256
     ramp: uint256
+    liquidation: uint256
 
 
 struct Health:
-    collateral: uint256[3]
-    debt: uint256[3]
+    collateral: uint256[4]
+    debt: uint256[4]
     prices_valid: bool
 
 
@@ -49,6 +51,7 @@ interface IMarginEngine:
     def position(owner: address, sub_id: uint8, asset: address) -> (uint256, uint256): view
     def weighted_health(owner: address, sub_id: uint8, asset_mask: uint256, kinds: uint256) -> Health: view
     def sequencer_ok() -> bool: view
+    def liquidation_settings() -> (uint256, uint256, uint256): view
 
 
 # ---------------------------------------------------------------------------
@@ -135,6 +138,7 @@ struct AssetConfig:
     collateral: bool
     borrowable: bool
     paused: uint256  # PAUSE_* flags
+    liquidation: liquidation.LiquidationParams  # bonus when seized (WAD)
 
 
 # ---------------------------------------------------------------------------
@@ -289,6 +293,67 @@ def max_withdraw(owner: address, sub_id: uint8, asset: address) -> uint256:
 
 @view
 @external
+def preview_liquidation(owner: address, sub_id: uint8, repay_asset: address, seize_asset: address) -> (uint256, uint256, uint256):
+    """
+    @notice What MarginEngine.liquidate with an unlimited repay amount would
+            do now: the same plan (liquidation module) on the same inputs.
+    @return (max repay in repay_asset token units, seize_asset token units
+            to the liquidator, bonus WAD); zeros when the account is not
+            liquidatable with this pair or a price is rejected. Delay rules
+            (cool-off, grace periods, pause) are not applied here.
+    """
+    id_r: uint256 = staticcall ENGINE.asset_id(repay_asset)
+    id_s: uint256 = staticcall ENGINE.asset_id(seize_asset)
+    deposits: uint256 = 0
+    debts: uint256 = 0
+    last_block: uint256 = 0
+    deposits, debts, last_block = staticcall ENGINE.account_header(owner, sub_id)
+    if (debts >> id_r) & 1 == 0 or (deposits >> id_s) & 1 == 0:
+        return 0, 0, 0
+    h: Health = staticcall ENGINE.weighted_health(owner, sub_id, 2**64 - 1, 14)
+    if h.collateral[1] >= h.debt[1] or not h.prices_valid:
+        return 0, 0, 0
+    r: AssetState = staticcall ENGINE.asset_state(id_r)
+    s: AssetState = staticcall ENGINE.asset_state(id_s)
+    price_r: uint256 = 0
+    price_s: uint256 = 0
+    err: uint256 = 0
+    price_r, err = self._price(r)
+    price_s, err = self._price(s)
+    di: uint256 = 0
+    bi: uint256 = 0
+    di, bi = interest_rate.indexes_now(r.market_a, r.market_b, r.totals, r.rate_model)
+    borrow_shares: uint256 = 0
+    deposit_shares: uint256 = 0
+    unused: uint256 = 0
+    unused, borrow_shares = staticcall ENGINE.position(owner, sub_id, repay_asset)
+    deposit_shares, unused = staticcall ENGINE.position(owner, sub_id, seize_asset)
+    dust: uint256 = 0
+    grace: uint256 = 0
+    paused_until: uint256 = 0
+    dust, grace, paused_until = staticcall ENGINE.liquidation_settings()
+    p: liquidation.Plan = liquidation.plan_for(
+        h.collateral[1],
+        h.debt[1],
+        convert(h.collateral[2], int256) - convert(h.debt[2], int256),
+        r.risk,
+        self._ramp(r),
+        s.risk,
+        self._ramp(s),
+        s.liquidation,
+        price_r,
+        price_s,
+        fixed_point.mul_div_up(borrow_shares, bi, WAD),
+        fixed_point.mul_div_down(deposit_shares, s.market_a & MASK96, WAD),
+        dust,
+        max_value(uint256),
+        h.collateral[3] >= h.debt[3],
+    )
+    return p.repay, p.seize - p.to_insurance, p.bonus
+
+
+@view
+@external
 def market(asset: address) -> MarketView:
     """
     @notice Market state of `asset` accrued to the current second.
@@ -333,9 +398,7 @@ def asset_config(asset: address) -> AssetConfig:
     """
     id: uint256 = staticcall ENGINE.asset_id(asset)
     s: AssetState = staticcall ENGINE.asset_state(id)
-    ramp: uint256 = 0
-    if margin.flags(s.risk) & margin.FLAG_RAMPING != 0:
-        ramp = s.ramp
+    ramp: uint256 = self._ramp(s)
     aw_m: uint256 = 0
     lw_m: uint256 = 0
     aw_m, lw_m = margin.maintenance_weights(s.risk, ramp)
@@ -364,6 +427,7 @@ def asset_config(asset: address) -> AssetConfig:
         collateral=(margin.flags(s.risk) & margin.FLAG_COLLATERAL) != 0,
         borrowable=(s.info >> 8) & BORROWABLE != 0,
         paused=(s.info >> 8) & PAUSABLE,
+        liquidation=liquidation.unpack(s.liquidation),
     )
 
 
@@ -380,6 +444,14 @@ def _price(s: AssetState) -> (uint256, uint256):
     return oracle.unit_price(
         convert(s.market_a >> 96, address), lo, hi, margin.max_staleness(s.risk), margin.unit_price_exponent(s.risk)
     )
+
+
+@internal
+@pure
+def _ramp(s: AssetState) -> uint256:
+    if margin.flags(s.risk) & margin.FLAG_RAMPING != 0:
+        return s.ramp
+    return 0
 
 
 @internal
@@ -413,9 +485,7 @@ def _search(
     @param debt Debt in token units accrued to now.
     """
     rest: Health = staticcall ENGINE.weighted_health(owner, sub_id, (2**64 - 1) ^ (1 << id), 1)
-    ramp: uint256 = 0
-    if margin.flags(s.risk) & margin.FLAG_RAMPING != 0:
-        ramp = s.ramp
+    ramp: uint256 = self._ramp(s)
     price: uint256 = 0
     err: uint256 = 0
     price, err = self._price(s)

@@ -10,7 +10,8 @@
           T       INITIAL (gates borrow/withdraw/transfer), MAINTENANCE
                   (below zero = liquidatable), LIQUIDATION_END (the target a
                   liquidation restores: the midpoint of initial and
-                  maintenance weights, as Mango v4's LiquidationEnd)
+                  maintenance weights, as Mango v4's LiquidationEnd),
+                  VALUE (unweighted, aw = lw = 1: solvency and dust)
           imf     size factor, per sqrt(whole token)
           s       position size in whole tokens, WAD-scaled
 
@@ -58,6 +59,7 @@ IMF_TO_WAD: constant(uint256) = 10**12
 INITIAL: constant(uint256) = 0
 MAINTENANCE: constant(uint256) = 1
 LIQUIDATION_END: constant(uint256) = 2
+VALUE: constant(uint256) = 3
 
 # Risk-word flags (bits 122-127).
 FLAG_COLLATERAL: constant(uint256) = 1
@@ -205,6 +207,8 @@ def weights(risk: uint256, ramp: uint256, kind: uint256) -> (uint256, uint256):
         if (risk >> 122) & FLAG_COLLATERAL != 0:
             aw = (risk & MASK16) * BPS_TO_WAD
         return aw, ((risk >> 32) & MASK16) * BPS_TO_WAD
+    if kind == VALUE:
+        return WAD, WAD
     aw_m: uint256 = 0
     lw_m: uint256 = 0
     aw_m, lw_m = self.maintenance_weights(risk, ramp)
@@ -283,7 +287,7 @@ def contribution(
     @param price Unit price (oracle module): USD WAD per token unit * 1e18.
     @param deposit_amount Token units.
     @param debt_amount Token units.
-    @param kind INITIAL, MAINTENANCE or LIQUIDATION_END.
+    @param kind INITIAL, MAINTENANCE, LIQUIDATION_END or VALUE.
     """
     aw: uint256 = 0
     lw: uint256 = 0

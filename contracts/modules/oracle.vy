@@ -135,3 +135,41 @@ def sequencer_status(feed: address, grace_period: uint256) -> (bool, uint256):
         return False, 0
     since: uint256 = block.timestamp - started_at
     return since > grace_period, since
+
+
+@internal
+@view
+def recently_stale(feed: address, max_staleness: uint256, grace_period: uint256) -> bool:
+    """
+    @notice True while the feed's latest round is younger than
+            `grace_period` and came after a gap longer than `max_staleness`
+            (the feed was stale just before): liquidations wait, so users
+            can cure first (the rule of Aave's PriceOracleSentinel, applied
+            to price feeds).
+    @dev Reads the previous round with getRoundData(roundId - 1); the first
+         round of a phase has no previous round and counts as not stale.
+    """
+    ok: bool = False
+    round_id: uint256 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in: uint256 = 0
+    ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
+    if not ok or block.timestamp >= updated_at + grace_period or round_id & (2**64 - 1) <= 1:
+        return False
+    data: Bytes[ROUND_DATA_SIZE] = b""
+    ok, data = raw_call(
+        feed,
+        abi_encode(convert(round_id - 1, uint80), method_id=method_id("getRoundData(uint80)")),
+        max_outsize=ROUND_DATA_SIZE,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not ok or len(data) < ROUND_DATA_SIZE:
+        return False
+    previous_updated_at: uint256 = 0
+    round_id, answer, started_at, previous_updated_at, answered_in = abi_decode(
+        data, (uint256, int256, uint256, uint256, uint256)
+    )
+    return updated_at > previous_updated_at + max_staleness

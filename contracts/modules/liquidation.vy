@@ -1,0 +1,250 @@
+# pragma version 0.4.3
+"""
+@title liquidation
+@license MIT
+@notice Pure math of a partial liquidation: the health-scaled bonus and
+        how much may be repaid and seized.
+
+        Glossary (WAD = 1e18 = 1.0; values in USD WAD):
+          rho      maintenance health ratio = C_m / D_m (< 1: liquidatable)
+          b        liquidation bonus on the repaid value
+          H_le     liquidation-end health (the target type, between
+                   initial and maintenance, as Mango v4's LiquidationEnd)
+          P_r,P_s  unit prices of the repaid and the seized asset
+          lw_r     liability weight of the repaid asset
+          aw_s     asset weight of the seized asset
+
+        Bonus (a Dutch auction on health; Euler v2's discount, Aave v4's
+        health-scaled bonus):
+          depth = 1 - rho
+          b = b_min + (b_max - b_min) * min(depth, depth_full) / depth_full
+        capped, for a solvent account (collateral value >= debt value), so
+        that its maintenance ratio never falls (an insolvent account gets
+        the uncapped bonus, so that it is still liquidated):
+          rho' >= rho  <=>  (1 + b) * aw_m,s <= rho * lw_m,r
+          b <= rho * lw_m,r / aw_m,s - 1   (and b >= 0)
+
+        Repay to the target: repaying value v and seizing v * (1 + b)
+        changes H_le by v * (lw_le,r - (1 + b) * aw_le,s) = v * g, so
+          v_target = -H_le / g      (g > 0; else no cap below the debt)
+        Dust (USD, per deployment): a repaid debt whose rest would be below
+        dust is repaid in full; a seized deposit whose rest would be below
+        dust is seized in full; a smaller liquidation that leaves dust on
+        one side reverts.
+
+        Rounding, always against the liquidator: the repay cap and the seized
+        amount round down; the repay needed for a capped seizure rounds up.
+
+        Liquidation word (one slot per asset, used for the seized asset):
+          bits  0-15 minimum bonus (bp)
+          bits 16-31 maximum bonus (bp)
+          bits 32-47 depth of the maximum bonus, 1 - rho (bp)
+          bits 48-63 share of the bonus paid to the insurance fund (bp)
+@custom:security Pure; the engine supplies prices it has validated.
+"""
+
+from . import fixed_point
+from . import margin
+
+WAD: constant(uint256) = fixed_point.WAD
+BPS_TO_WAD: constant(uint256) = 10**14
+MASK16: constant(uint256) = 2**16 - 1
+
+
+struct LiquidationParams:
+    min_bonus: uint256  # WAD
+    max_bonus: uint256  # WAD
+    full_bonus_depth: uint256  # WAD of (1 - health ratio)
+    insurance_share: uint256  # WAD share of the bonus
+
+
+struct Plan:
+    repay: uint256  # token units of the repaid asset
+    seize: uint256  # token units of the seized asset taken from the account
+    to_insurance: uint256  # part of `seize` kept as insurance fund
+    bonus: uint256  # WAD
+    leaves_dust: bool  # a partial request would leave dust on one side
+
+
+@internal
+@pure
+def pack(p: LiquidationParams) -> uint256:
+    return (
+        p.min_bonus // BPS_TO_WAD
+        | (p.max_bonus // BPS_TO_WAD) << 16
+        | (p.full_bonus_depth // BPS_TO_WAD) << 32
+        | (p.insurance_share // BPS_TO_WAD) << 48
+    )
+
+
+@internal
+@pure
+def unpack(word: uint256) -> LiquidationParams:
+    return LiquidationParams(
+        min_bonus=(word & MASK16) * BPS_TO_WAD,
+        max_bonus=((word >> 16) & MASK16) * BPS_TO_WAD,
+        full_bonus_depth=((word >> 32) & MASK16) * BPS_TO_WAD,
+        insurance_share=((word >> 48) & MASK16) * BPS_TO_WAD,
+    )
+
+
+@internal
+@pure
+def bonus(ratio: uint256, p: LiquidationParams, aw_seize: uint256, lw_repay: uint256) -> uint256:
+    """
+    @notice Health-scaled bonus (WAD), rounded down.
+    @param ratio Maintenance health ratio C_m / D_m (WAD), < 1.
+    @param p Parameters of the seized asset.
+    @param aw_seize Maintenance asset weight of the seized asset (WAD).
+    @param lw_repay Maintenance liability weight of the repaid asset (WAD).
+    """
+    depth: uint256 = WAD - min(ratio, WAD)
+    b: uint256 = p.min_bonus
+    if p.max_bonus > p.min_bonus:
+        if depth >= p.full_bonus_depth:
+            b = p.max_bonus
+        else:
+            b += (p.max_bonus - p.min_bonus) * depth // p.full_bonus_depth
+    if aw_seize != 0:
+        cap: uint256 = ratio * lw_repay // aw_seize
+        if cap <= WAD:
+            return 0
+        b = min(b, cap - WAD)
+    return b
+
+
+@internal
+@pure
+def seize_for(repay: uint256, price_repay: uint256, price_seize: uint256, b: uint256) -> uint256:
+    """
+    @notice Token units of the seized asset worth `repay` * (1 + b), rounded down.
+    """
+    value: uint256 = fixed_point.mul_div_down(repay, price_repay, WAD)
+    return fixed_point.mul_div_down(fixed_point.mul_div_down(value, WAD + b, WAD), WAD, price_seize)
+
+
+@internal
+@pure
+def repay_for(seize: uint256, price_repay: uint256, price_seize: uint256, b: uint256) -> uint256:
+    """
+    @notice Token units of the repaid asset whose value * (1 + b) buys
+            `seize`, rounded up.
+    """
+    value: uint256 = fixed_point.mul_div_up(seize, price_seize, WAD)
+    return fixed_point.mul_div_up(fixed_point.mul_div_up(value, WAD, WAD + b), WAD, price_repay)
+
+
+@internal
+@pure
+def plan(
+    le_health: int256,
+    debt: uint256,
+    deposit: uint256,
+    price_repay: uint256,
+    price_seize: uint256,
+    lw_le_repay: uint256,
+    aw_le_seize: uint256,
+    b: uint256,
+    insurance_share: uint256,
+    dust: uint256,
+    requested: uint256,
+) -> Plan:
+    """
+    @notice Amounts of a liquidation.
+    @param le_health Liquidation-end health before (USD WAD, may be >= 0
+           only by rounding; then nothing may be repaid but dust).
+    @param debt Account debt in the repaid asset (token units).
+    @param deposit Account deposit in the seized asset (token units).
+    @param price_repay Unit price of the repaid asset.
+    @param price_seize Unit price of the seized asset.
+    @param lw_le_repay Liquidation-end liability weight of the repaid asset.
+    @param aw_le_seize Liquidation-end asset weight of the seized asset.
+    @param b Bonus (WAD).
+    @param insurance_share WAD share of the bonus to the insurance fund.
+    @param dust USD WAD below which a remainder counts as dust.
+    @param requested The liquidator's maximum repay (token units).
+    """
+    # Repay needed to bring H_le to zero, rounded down (never beyond the target).
+    cap: uint256 = debt
+    gain: uint256 = lw_le_repay
+    loss: uint256 = fixed_point.mul_div_up(aw_le_seize, WAD + b, WAD)
+    if le_health >= 0:
+        cap = 0
+    elif gain > loss:
+        value: uint256 = convert(-le_health, uint256) * WAD // (gain - loss)
+        cap = min(debt, value * WAD // price_repay)
+    # Dust rule on the debt side: a rest below dust may be repaid in full.
+    if fixed_point.mul_div_up(debt - cap, price_repay, WAD) < dust:
+        cap = debt
+    repay: uint256 = min(cap, requested)
+    seize: uint256 = self.seize_for(repay, price_repay, price_seize, b)
+    if seize >= deposit:
+        # The deposit runs out first: take all of it, paying only for it.
+        seize = deposit
+        repay = min(repay, self.repay_for(seize, price_repay, price_seize, b))
+    elif fixed_point.mul_div_down(deposit - seize, price_seize, WAD) < dust:
+        # Dust rule on the collateral side: seize the rest, paying for it,
+        # when the liquidator's request covers it.
+        extended: uint256 = min(debt, self.repay_for(deposit, price_repay, price_seize, b))
+        if extended <= requested:
+            seize = deposit
+            repay = max(repay, extended)
+    leaves_dust: bool = False
+    if seize < deposit:
+        rest_debt: uint256 = fixed_point.mul_div_up(debt - repay, price_repay, WAD)
+        rest_deposit: uint256 = fixed_point.mul_div_down(deposit - seize, price_seize, WAD)
+        leaves_dust = (repay < debt and rest_debt < dust) or rest_deposit < dust
+    base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay, price_repay, WAD), WAD, price_seize)
+    to_insurance: uint256 = 0
+    if seize > base:
+        to_insurance = (seize - base) * insurance_share // WAD
+    return Plan(repay=repay, seize=seize, to_insurance=to_insurance, bonus=b, leaves_dust=leaves_dust)
+
+
+@internal
+@view
+def plan_for(
+    collateral_maintenance: uint256,
+    debt_maintenance: uint256,
+    le_health: int256,
+    risk_repay: uint256,
+    ramp_repay: uint256,
+    risk_seize: uint256,
+    ramp_seize: uint256,
+    liquidation_word: uint256,
+    price_repay: uint256,
+    price_seize: uint256,
+    debt: uint256,
+    deposit: uint256,
+    dust: uint256,
+    requested: uint256,
+    solvent: bool,
+) -> Plan:
+    """
+    @notice The plan of a liquidation from the account's health and the two
+            assets' words: the bonus from the maintenance ratio, then the
+            amounts to the liquidation-end target. Shared by the engine and
+            the lens so that a preview equals the liquidation.
+    @param collateral_maintenance Maintenance-weighted collateral, USD WAD.
+    @param debt_maintenance Maintenance-weighted debt, USD WAD (> collateral).
+    @param le_health Liquidation-end health, USD WAD.
+    @param debt Debt in the repaid asset, token units, accrued to now.
+    @param deposit Deposit in the seized asset, token units, stored index.
+    @param dust USD WAD.
+    @param requested Most token units the liquidator repays.
+    @param solvent Unweighted collateral value >= debt value.
+    """
+    aw: uint256 = 0
+    lw: uint256 = 0
+    unused: uint256 = 0
+    aw, unused = margin.weights(risk_seize, ramp_seize, margin.MAINTENANCE)
+    unused, lw = margin.weights(risk_repay, ramp_repay, margin.MAINTENANCE)
+    params: LiquidationParams = self.unpack(liquidation_word)
+    if not solvent:
+        aw = 0  # no ratio cap: see the glossary
+    b: uint256 = self.bonus(collateral_maintenance * WAD // debt_maintenance, params, aw, lw)
+    aw, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
+    unused, lw = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
+    return self.plan(
+        le_health, debt, deposit, price_repay, price_seize, lw, aw, b, params.insurance_share, dust, requested
+    )
