@@ -22,7 +22,9 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 help:
 	@echo "make demo   - start a private anvil and run the demo (scripts/demo.py)"
-	@echo "make test   - contract size gate + pytest"
+	@echo "make test   - contract size gate + pytest + gas regression gate"
+	@echo "make bench-gas - run the standard gas scenario, write benchmarks/gas/results.json + RESULTS.md"
+	@echo "make gas-check - fail if any benchmarked operation costs > 2% over benchmarks/gas/results.json"
 	@echo "make setup  - create/update .venv and node_modules (idempotent)"
 	@echo "make clean  - remove build/test caches (distclean: also .venv, node_modules)"
 
@@ -52,6 +54,19 @@ $(NODE_STAMP): package.json package-lock.json
 test: setup
 	python tools/check_bytecode_size.py
 	python -m pytest $(PYTEST_ARGS)
+	python -m benchmarks.gas.check_regression
+
+# Gas benchmark (benchmarks/gas/): the standard scenario of
+# /work/shared/bench/GAS_SCENARIO.md on a private anvil. bench-gas rewrites the
+# committed baseline (results.json, RESULTS.md); gas-check (also run by `test`)
+# fails when an operation costs more than 2% over it. `python -m
+# benchmarks.gas.run_gas --trace` adds a per-transaction breakdown (TRACES.md).
+.PHONY: bench-gas gas-check
+bench-gas: setup
+	python -m benchmarks.gas.run_gas
+
+gas-check: setup
+	python -m benchmarks.gas.check_regression
 
 # Every demo run gets its own anvil on a free port (ape-foundry would
 # silently attach to whatever node already listens on the configured port).

@@ -238,7 +238,7 @@ def list_asset(asset: address, feed: address, params: ListingParams) -> uint256:
     feed_decimals: uint256 = convert(staticcall IAggregatorDecimals(feed).decimals(), uint256)
     assert token_decimals <= 18, "config: token decimals above 18"
     assert feed_decimals <= 18, "config: feed decimals above 18"
-    self._validate_risk(params.risk)
+    self._validate_risk(params.risk, feed_decimals)
     self._validate_rates(params.rates)
     self._validate_caps(params.supply_cap, params.borrow_cap)
     self._validate_liquidation(params.liquidation)
@@ -280,8 +280,8 @@ def set_risk_params(asset: address, params: margin.RiskParams):
     """
     ownable._check_owner()
     engine: IMarginEngine = self._engine()
-    self._validate_risk(params)
     state: AssetState = staticcall engine.asset_state(staticcall engine.asset_id(asset))
+    self._validate_risk(params, margin.feed_decimals(state.risk))
     ramp: uint256 = 0
     if margin.flags(state.risk) & margin.FLAG_RAMPING != 0:
         ramp = state.ramp
@@ -291,7 +291,17 @@ def set_risk_params(asset: address, params: margin.RiskParams):
     flags: uint256 = margin.flags(state.risk) & margin.FLAG_COLLATERAL
     new_ramp: uint256 = 0
     ramp_end: uint256 = 0
-    if params.asset_weight_maintenance < aw_now or params.liability_weight_maintenance > lw_now:
+    old: margin.RiskParams = margin.unpack_risk(state.risk)
+    if (
+        ramp != 0
+        and params.asset_weight_maintenance == old.asset_weight_maintenance
+        and params.liability_weight_maintenance == old.liability_weight_maintenance
+    ):
+        # Same maintenance targets: a ramp in progress goes on unchanged.
+        new_ramp = ramp
+        ramp_end = margin.ramp_end(ramp)
+        flags |= margin.FLAG_RAMPING
+    elif params.asset_weight_maintenance < aw_now or params.liability_weight_maintenance > lw_now:
         ramp_end = block.timestamp + self.maintenance_ramp_duration
         # Start values in bp: the asset weight rounds down and the liability
         # weight up, so the ramp never starts looser than the weights in force.
@@ -473,7 +483,7 @@ def _pack_rates(r: RateParams) -> uint256:
 
 @internal
 @pure
-def _validate_risk(p: margin.RiskParams):
+def _validate_risk(p: margin.RiskParams, feed_decimals: uint256):
     bp: uint256 = margin.BPS_TO_WAD
     assert (
         p.asset_weight_initial % bp == 0
@@ -486,7 +496,15 @@ def _validate_risk(p: margin.RiskParams):
     assert p.liability_weight_initial <= MAX_LIABILITY_WEIGHT, "config: liability weight above 5"
     assert p.max_staleness != 0 and p.max_staleness <= MAX_STALENESS, "config: max staleness out of range"
     assert p.imf % 10**12 == 0 and p.imf <= MAX_IMF, "config: imf out of range"
-    assert p.min_answer != 0 and p.min_answer < p.max_answer and p.max_answer <= MAX_ANSWER, "config: answer bounds invalid"
+    # Bounds are stored with at most 8 decimals (margin.bound_scale).
+    scale: uint256 = margin.bound_scale(feed_decimals)
+    assert (
+        p.min_answer != 0
+        and p.min_answer < p.max_answer
+        and p.min_answer % scale == 0
+        and p.max_answer % scale == 0
+        and p.max_answer // scale <= MAX_ANSWER
+    ), "config: answer bounds invalid"
 
 
 @internal

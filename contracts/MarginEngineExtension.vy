@@ -136,8 +136,11 @@ def accrue(asset: address):
     @param asset A listed token.
     """
     self._only_delegated()
-    id: uint256 = ledger._asset_id(ledger._info[asset])
-    ledger._accrue(id, True)
+    m: ledger.Market = ledger._accrue(ledger._asset_id(ledger._info[asset]), True)
+    log ledger.InterestAccrued(
+        asset=asset, deposit_index=m.deposit_index, borrow_index=m.borrow_index, timestamp=block.timestamp
+    )
+
 
 # ---------------------------------------------------------------------------
 # Bad debt
@@ -151,7 +154,8 @@ def settle_bad_debt(owner: address, sub_id: uint8):
             to the insurance fund; each debt is covered by that asset's
             insurance fund first, and the rest is socialised to the asset's
             depositors by lowering its deposit index. Anyone may call it.
-    @dev Reverts: "settle: no debt", "settle: collateral above dust",
+    @dev Reverts: "settle: no debt", "settle: account is healthy",
+         "settle: collateral above dust",
          "liquidation: paused", "oracle: ..." (collateral must be priced).
     """
     self._only_delegated()
@@ -160,9 +164,10 @@ def settle_bad_debt(owner: address, sub_id: uint8):
     assert (header >> 64) & ledger.MASK64 != 0, "settle: no debt"
     settings: uint256 = ledger._liquidation_settings
     assert block.timestamp >= settings >> 160, "liquidation: paused"
-    # Unweighted value of the deposits, every price accepted.
-    h: ledger.Health = ledger._health(key, header & ledger.MASK64, 8, True, 0)
-    assert h.collateral[3] < settings & ledger.MASK128, "settle: collateral above dust"
+    # Maintenance health and unweighted value, every price accepted.
+    h: ledger.Health = ledger._health(key, header, 10, True, 0)
+    assert h.collateral[1] < h.debt[1], "settle: account is healthy"
+    assert h.collateral[3] == 0 or h.collateral[3] < settings & ledger.MASK128, "settle: collateral above dust"
     held: uint256 = (header | header >> 64) & ledger.MASK64
     for id: uint256 in range(ledger.MAX_ASSETS):
         if held >> id == 0:
@@ -171,6 +176,7 @@ def settle_bad_debt(owner: address, sub_id: uint8):
             continue
         self._settle_asset(owner, sub_id, key, id)
     ledger._headers[key] = header & (ledger.MASK64 << 128)
+
 
 # ---------------------------------------------------------------------------
 # Guardian and configurator
@@ -206,7 +212,8 @@ def pause_liquidations(duration: uint256):
     """
     self._only_delegated()
     assert msg.sender == ledger.guardian, "pause: caller is not guardian"
-    assert duration != 0 and duration <= ledger.MAX_LIQUIDATION_PAUSE, "pause: duration above 4 hours"
+    assert duration != 0, "pause: zero duration"
+    assert duration <= ledger.MAX_LIQUIDATION_PAUSE, "pause: duration above 4 hours"
     settings: uint256 = ledger._liquidation_settings
     until: uint256 = settings >> 160
     assert until == 0 or block.timestamp >= until + ledger.MAX_LIQUIDATION_PAUSE, "pause: cooling down from the last pause"
@@ -280,7 +287,10 @@ def set_rate_model(asset: address, rate_model: uint256, reserve_factor: uint256)
     self._only_delegated()
     ledger._only_configurator()
     id: uint256 = ledger._asset_id(ledger._info[asset])
-    ledger._accrue(id, True)
+    m: ledger.Market = ledger._accrue(id, True)
+    log ledger.InterestAccrued(
+        asset=asset, deposit_index=m.deposit_index, borrow_index=m.borrow_index, timestamp=block.timestamp
+    )
     ledger._rate_model[id] = rate_model
     ledger._market_b[id] = (ledger._market_b[id] & (2**136 - 1)) | reserve_factor << 136
 
@@ -317,6 +327,7 @@ def set_liquidation_settings(dust_threshold: uint256, grace_period: uint256, pau
     self._only_delegated()
     ledger._only_configurator()
     ledger._write_liquidation_settings(dust_threshold, grace_period, paused_until)
+
 
 # ---------------------------------------------------------------------------
 # Internal

@@ -79,6 +79,16 @@ ENGINE: public(immutable(IMarginEngine))
 # Structs
 # ---------------------------------------------------------------------------
 
+struct Candidate:
+    rest: Health  # the account without this asset
+    risk: uint256
+    ramp: uint256
+    price: uint256
+    deposit_shares: uint256
+    borrow_shares: uint256
+    deposit: uint256  # token units at the index accrued to now
+
+
 struct AccountRef:
     owner: address
     sub_id: uint8
@@ -230,32 +240,41 @@ def balances(owner: address, sub_id: uint8 = 0) -> DynArray[Balance, MAX_ASSETS]
 def max_borrow(owner: address, sub_id: uint8, asset: address) -> uint256:
     """
     @notice Largest amount of `asset` (token units) the sub-account can
-            borrow now, limited by initial health (tiered margin included),
-            liquidity and the borrow cap. 0 when a price is rejected, the
-            asset is not borrowable or borrowing is paused.
+            borrow now: the engine's own checks (initial health with tiered
+            margin, liquidity, borrow cap) evaluated with its rounding, by
+            bisection. 0 when a price is rejected, the asset is not
+            borrowable or borrowing is paused.
     """
     id: uint256 = staticcall ENGINE.asset_id(asset)
     s: AssetState = staticcall ENGINE.asset_state(id)
     if (s.info >> 8) & (BORROWABLE | PAUSE_BORROW) != BORROWABLE:
         return 0
+    full: Health = staticcall ENGINE.weighted_health(owner, sub_id, 2**64 - 1, 1)
+    if not full.prices_valid or not staticcall ENGINE.sequencer_ok():
+        return 0
     di: uint256 = 0
     bi: uint256 = 0
     di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)
-    total_borrow: uint256 = fixed_point.mul_div_up(s.totals >> 128, bi, WAD)
-    limit: uint256 = self._liquidity(s, di, bi)
+    c: Candidate = self._candidate(owner, sub_id, id, s, di, bi)
+    total_deposit: uint256 = fixed_point.mul_div_down(s.totals & MASK128, di, WAD)
     cap: uint256 = (s.info >> 136) & MASK120
-    if cap != 0:
-        limit = min(limit, cap - min(cap, total_borrow))
-    full: Health = staticcall ENGINE.weighted_health(owner, sub_id, 2**64 - 1, 1)
-    if not full.prices_valid or not staticcall ENGINE.sequencer_ok() or full.collateral[0] <= full.debt[0]:
-        return 0
-    deposit_shares: uint256 = 0
-    borrow_shares: uint256 = 0
-    deposit_shares, borrow_shares = staticcall ENGINE.position(owner, sub_id, asset)
-    # Health counts collateral at the stored deposit index (see the engine).
-    deposit_amount: uint256 = fixed_point.mul_div_down(deposit_shares, s.market_a & MASK96, WAD)
-    debt_now: uint256 = fixed_point.mul_div_up(borrow_shares, bi, WAD)
-    return self._search(owner, sub_id, id, s, deposit_amount, debt_now, limit, True)
+    lo: uint256 = 0
+    hi: uint256 = total_deposit
+    for i: uint256 in range(256):
+        if lo >= hi:
+            break
+        mid: uint256 = hi - (hi - lo) // 2
+        # As MarginEngine.borrow: shares round up, totals and debts round up.
+        shares: uint256 = fixed_point.mul_div_up(mid, WAD, bi)
+        total_borrow: uint256 = fixed_point.mul_div_up((s.totals >> 128) + shares, bi, WAD)
+        ok: bool = total_borrow <= total_deposit and (cap == 0 or total_borrow <= cap)
+        if ok:
+            ok = self._healthy(c, c.deposit, fixed_point.mul_div_up(c.borrow_shares + shares, bi, WAD))
+        if ok:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 @view
@@ -263,32 +282,47 @@ def max_borrow(owner: address, sub_id: uint8, asset: address) -> uint256:
 def max_withdraw(owner: address, sub_id: uint8, asset: address) -> uint256:
     """
     @notice Largest amount of `asset` (token units) the sub-account can
-            withdraw now, limited by its deposit, liquidity and (with debt)
-            initial health. 0 when a needed price is rejected or withdrawals
-            are paused.
+            withdraw now: the engine's own checks (deposit, liquidity and,
+            with debt, initial health) evaluated with its rounding, by
+            bisection. 0 when a needed price is rejected or withdrawals are
+            paused.
     """
     id: uint256 = staticcall ENGINE.asset_id(asset)
     s: AssetState = staticcall ENGINE.asset_state(id)
     if (s.info >> 8) & PAUSE_WITHDRAW != 0:
         return 0
-    deposit_shares: uint256 = 0
-    borrow_shares: uint256 = 0
-    deposit_shares, borrow_shares = staticcall ENGINE.position(owner, sub_id, asset)
-    di: uint256 = 0
-    bi: uint256 = 0
-    di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)
-    # A withdrawal accrues first, so the deposit is valued at the index now.
-    limit: uint256 = min(fixed_point.mul_div_down(deposit_shares, di, WAD), self._liquidity(s, di, bi))
     deposits: uint256 = 0
     debts: uint256 = 0
     last_block: uint256 = 0
     deposits, debts, last_block = staticcall ENGINE.account_header(owner, sub_id)
-    if debts == 0:
-        return limit
-    full: Health = staticcall ENGINE.weighted_health(owner, sub_id, 2**64 - 1, 1)
-    if not full.prices_valid or not staticcall ENGINE.sequencer_ok() or full.collateral[0] < full.debt[0]:
-        return 0
-    return self._search(owner, sub_id, id, s, deposit_shares, fixed_point.mul_div_up(borrow_shares, bi, WAD), limit, False)
+    if debts != 0:
+        full: Health = staticcall ENGINE.weighted_health(owner, sub_id, 2**64 - 1, 1)
+        if not full.prices_valid or not staticcall ENGINE.sequencer_ok():
+            return 0
+    di: uint256 = 0
+    bi: uint256 = 0
+    di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)
+    c: Candidate = self._candidate(owner, sub_id, id, s, di, bi)
+    total_borrow: uint256 = fixed_point.mul_div_up(s.totals >> 128, bi, WAD)
+    debt: uint256 = fixed_point.mul_div_up(c.borrow_shares, bi, WAD)
+    lo: uint256 = 0
+    hi: uint256 = fixed_point.mul_div_down(c.deposit_shares, di, WAD)
+    for i: uint256 in range(256):
+        if lo >= hi:
+            break
+        mid: uint256 = hi - (hi - lo) // 2
+        # As MarginEngine.withdraw: shares burned round up.
+        shares: uint256 = fixed_point.mul_div_up(mid, WAD, di)
+        ok: bool = shares <= c.deposit_shares
+        if ok and s.totals >> 128 != 0:
+            ok = fixed_point.mul_div_down((s.totals & MASK128) - shares, di, WAD) >= total_borrow
+        if ok and debts != 0:
+            ok = self._healthy(c, fixed_point.mul_div_down(c.deposit_shares - shares, di, WAD), debt)
+        if ok:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 @view
@@ -454,66 +488,37 @@ def _ramp(s: AssetState) -> uint256:
     return 0
 
 
+
 @internal
-@pure
-def _liquidity(s: AssetState, di: uint256, bi: uint256) -> uint256:
-    total_deposit: uint256 = fixed_point.mul_div_down(s.totals & MASK128, di, WAD)
-    total_borrow: uint256 = fixed_point.mul_div_up(s.totals >> 128, bi, WAD)
-    if total_deposit > total_borrow:
-        return total_deposit - total_borrow
-    return 0
+@view
+def _candidate(owner: address, sub_id: uint8, id: uint256, s: AssetState, di: uint256, bi: uint256) -> Candidate:
+    """
+    @notice What a bisection over one asset needs: the rest of the account's
+            initial health (fixed), and this asset's words, price and shares.
+            The action accrues the asset first, so its deposit counts at the
+            index accrued to now (`di`).
+    """
+    c: Candidate = empty(Candidate)
+    c.rest = staticcall ENGINE.weighted_health(owner, sub_id, (2**64 - 1) ^ (1 << id), 1)
+    c.risk = s.risk
+    c.ramp = self._ramp(s)
+    err: uint256 = 0
+    c.price, err = self._price(s)
+    c.deposit_shares, c.borrow_shares = staticcall ENGINE.position(owner, sub_id, s.asset)
+    c.deposit = fixed_point.mul_div_down(c.deposit_shares, di, WAD)
+    return c
 
 
 @internal
 @view
-def _search(
-    owner: address,
-    sub_id: uint8,
-    id: uint256,
-    s: AssetState,
-    deposit: uint256,
-    debt: uint256,
-    limit: uint256,
-    is_borrow: bool,
-) -> uint256:
+def _healthy(c: Candidate, deposit: uint256, debt: uint256) -> bool:
     """
-    @notice Bisection for the largest amount in [0, limit] that keeps initial
-            health >= 0, as the engine checks it. The rest of the account is
-            fixed; only this asset's contribution (tiered) changes.
-    @param deposit Borrow: deposit in token units at the stored index.
-           Withdraw: deposit shares.
-    @param debt Debt in token units accrued to now.
+    @notice Initial health >= 0 with this asset at (deposit, debt) token units.
     """
-    rest: Health = staticcall ENGINE.weighted_health(owner, sub_id, (2**64 - 1) ^ (1 << id), 1)
-    ramp: uint256 = self._ramp(s)
-    price: uint256 = 0
-    err: uint256 = 0
-    price, err = self._price(s)
-    di_now: uint256 = 0
-    bi_now: uint256 = 0
-    di_now, bi_now = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)
-    lo: uint256 = 0
-    hi: uint256 = limit
-    for i: uint256 in range(256):
-        if lo >= hi:
-            break
-        mid: uint256 = hi - (hi - lo) // 2
-        coll: uint256 = 0
-        liab: uint256 = 0
-        if is_borrow:
-            coll, liab = margin.contribution(s.risk, ramp, price, deposit, debt + mid, margin.INITIAL)
-        else:
-            # The engine accrues, burns ceil(mid / di) shares, then values the
-            # rest at the (now stored) deposit index.
-            left: uint256 = deposit - fixed_point.mul_div_up(mid, WAD, di_now)
-            coll, liab = margin.contribution(
-                s.risk, ramp, price, fixed_point.mul_div_down(left, di_now, WAD), debt, margin.INITIAL
-            )
-        if rest.collateral[0] + coll >= rest.debt[0] + liab:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    coll: uint256 = 0
+    liab: uint256 = 0
+    coll, liab = margin.contribution(c.risk, c.ramp, c.price, deposit, debt, margin.INITIAL)
+    return c.rest.collateral[0] + coll >= c.rest.debt[0] + liab
 
 
 @internal

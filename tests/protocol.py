@@ -51,8 +51,8 @@ class AssetSpec:
     liability_weight_maintenance: int = 11 * 10**17
     max_staleness: int = 3600
     imf: int = 0
-    min_answer: int = 1
-    max_answer: int = 2**64 - 1
+    min_answer: int | None = None  # feed decimals; default: the smallest accepted bound
+    max_answer: int | None = None  # feed decimals; default: the largest accepted bound
     base_rate: int = 0
     slope_low: int = per_second(4 * 10**16)  # 4% APR at the kink
     slope_high: int = per_second(75 * 10**16)  # +75% APR from kink to 100%
@@ -76,12 +76,17 @@ class AssetSpec:
             self.liability_weight_maintenance,
             self.max_staleness,
             self.imf,
-            self.min_answer,
-            self.max_answer,
+            self.min_answer if self.min_answer is not None else self.bound_scale,
+            self.max_answer if self.max_answer is not None else (2**64 - 1) * self.bound_scale,
         )
         rates = (self.base_rate, self.slope_low, self.slope_high, self.kink, self.reserve_factor)
         liquidation = (self.min_bonus, self.max_bonus, self.full_bonus_depth, self.insurance_share)
         return (risk, rates, self.supply_cap, self.borrow_cap, self.collateral, self.borrowable, liquidation)
+
+    @property
+    def bound_scale(self) -> int:
+        """Answer bounds are stored with at most 8 decimals (margin.bound_scale)."""
+        return 10 ** max(self.feed_decimals - 8, 0)
 
     def answer(self, price: float | None = None) -> int:
         return round((self.price if price is None else price) * 10**self.feed_decimals)

@@ -58,17 +58,33 @@ def search_paths() -> list[Path]:
 
 
 def compile_sizes(path: Path, input_bundle) -> tuple[int, int]:
+    """(deployed runtime size, initcode size) in bytes. The deployed runtime
+    is the compiled runtime plus the immutables' data section, which Vyper
+    appends at deployment (its `code_layout`): that sum is what EIP-170
+    limits."""
     import vyper
 
     file_input = input_bundle.load_file(path.relative_to(ROOT))
     out = vyper.compile_from_file_input(
         file_input,
         input_bundle=input_bundle,
-        output_formats=["bytecode", "bytecode_runtime"],
+        output_formats=["bytecode", "bytecode_runtime", "layout"],
     )
     runtime = bytes.fromhex(out["bytecode_runtime"].removeprefix("0x"))
     initcode = bytes.fromhex(out["bytecode"].removeprefix("0x"))
-    return len(runtime), len(initcode)
+    immutables = sum(v["length"] for v in _flatten_layout(out["layout"].get("code_layout", {})))
+    return len(runtime) + immutables, len(initcode)
+
+
+def _flatten_layout(layout: dict) -> list[dict]:
+    """Leaf entries of a (possibly module-nested) Vyper layout dict."""
+    leaves = []
+    for value in layout.values():
+        if isinstance(value, dict) and "length" in value and "offset" in value:
+            leaves.append(value)
+        elif isinstance(value, dict):
+            leaves.extend(_flatten_layout(value))
+    return leaves
 
 
 def main(argv: list[str]) -> int:

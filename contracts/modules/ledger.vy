@@ -232,6 +232,9 @@ event TransferCollateral:
     shares: uint256  # deposit shares moved
     deposit_index: uint256
 
+# Logged where the engine accrues without another event naming the indexes
+# (accrue(), set_rate_model): with the op events' indexes, every accrual
+# point is in the logs.
 event InterestAccrued:
     asset: indexed(address)
     deposit_index: uint256
@@ -689,8 +692,8 @@ def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: 
 @view
 def _sequencer_ok() -> bool:
     up: bool = False
-    since: uint256 = 0
-    up, since = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
+    down: bool = False
+    up, down = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
     return up
 
 
@@ -714,9 +717,9 @@ def _require_sequencer():
     """
     if SEQUENCER_FEED != empty(address):
         up: bool = False
-        since: uint256 = 0
-        up, since = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
-        assert since != 0, "oracle: sequencer down"
+        down: bool = False
+        up, down = oracle.sequencer_status(SEQUENCER_FEED, SEQUENCER_GRACE_PERIOD)
+        assert not down, "oracle: sequencer down"
         assert up, "oracle: sequencer grace period"
 
 

@@ -9,7 +9,8 @@
           rho      maintenance health ratio = C_m / D_m (< 1: liquidatable)
           b        liquidation bonus on the repaid value
           H_le     liquidation-end health (the target type, between
-                   initial and maintenance, as Mango v4's LiquidationEnd)
+                   initial and maintenance: the midpoint weights, playing
+                   the role of Mango v4's LiquidationEnd health type)
           P_r,P_s  unit prices of the repaid and the seized asset
           lw_r     liability weight of the repaid asset
           aw_s     asset weight of the seized asset
@@ -29,8 +30,8 @@
           v_target = -H_le / g      (g > 0; else no cap below the debt)
         Dust (USD, per deployment): a repaid debt whose rest would be below
         dust is repaid in full; a seized deposit whose rest would be below
-        dust is seized in full; a smaller liquidation that leaves dust on
-        one side reverts.
+        dust is seized in full when the debt pays its full price; a request
+        smaller than allowed that would leave dust on one side reverts.
 
         Rounding, always against the liquidator: the repay cap and the seized
         amount round down; the repay needed for a capped seizure rounds up.
@@ -167,7 +168,8 @@ def plan(
     # Repay needed to bring H_le to zero, rounded down (never beyond the target).
     cap: uint256 = debt
     gain: uint256 = lw_le_repay
-    loss: uint256 = fixed_point.mul_div_up(aw_le_seize, WAD + b, WAD)
+    # Round the loss per unit down: a larger denominator, a smaller cap.
+    loss: uint256 = fixed_point.mul_div_down(aw_le_seize, WAD + b, WAD)
     if le_health >= 0:
         cap = 0
     elif gain > loss:
@@ -183,17 +185,19 @@ def plan(
         seize = deposit
         repay = min(repay, self.repay_for(seize, price_repay, price_seize, b))
     elif fixed_point.mul_div_down(deposit - seize, price_seize, WAD) < dust:
-        # Dust rule on the collateral side: seize the rest, paying for it,
-        # when the liquidator's request covers it.
-        extended: uint256 = min(debt, self.repay_for(deposit, price_repay, price_seize, b))
-        if extended <= requested:
+        # Dust rule on the collateral side: seize the rest when the debt can
+        # pay its full price (never a discount beyond the bonus) and the
+        # liquidator's request covers it.
+        full: uint256 = self.repay_for(deposit, price_repay, price_seize, b)
+        if full <= debt and full <= requested:
             seize = deposit
-            repay = max(repay, extended)
+            repay = max(repay, full)
+    # A request short of what the rules allow must not leave dust behind.
     leaves_dust: bool = False
-    if seize < deposit:
+    if requested < cap:
         rest_debt: uint256 = fixed_point.mul_div_up(debt - repay, price_repay, WAD)
         rest_deposit: uint256 = fixed_point.mul_div_down(deposit - seize, price_seize, WAD)
-        leaves_dust = (repay < debt and rest_debt < dust) or rest_deposit < dust
+        leaves_dust = (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
     base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay, price_repay, WAD), WAD, price_seize)
     to_insurance: uint256 = 0
     if seize > base:

@@ -10,7 +10,8 @@
           T       INITIAL (gates borrow/withdraw/transfer), MAINTENANCE
                   (below zero = liquidatable), LIQUIDATION_END (the target a
                   liquidation restores: the midpoint of initial and
-                  maintenance weights, as Mango v4's LiquidationEnd),
+                  maintenance weights; Mango v4's LiquidationEnd
+                  health type plays the same role),
                   VALUE (unweighted, aw = lw = 1: solvency and dust)
           imf     size factor, per sqrt(whole token)
           s       position size in whole tokens, WAD-scaled
@@ -36,8 +37,11 @@
           bits 112-116 token decimals
           bits 117-121 feed decimals
           bits 122-127 flags (COLLATERAL, RAMPING)
-          bits 128-191 min accepted feed answer (feed decimals)
-          bits 192-255 max accepted feed answer (feed decimals)
+          bits 128-191 min accepted feed answer / bound scale
+          bits 192-255 max accepted feed answer / bound scale
+        Bound scale = 10**(feed decimals - 8) for feeds with more than 8
+        decimals, else 1: bounds are kept with at most 8 decimals, so an
+        18-decimal feed can bound answers up to 1.8e11 (not 18.4).
 
         Ramp word: bits 0-15 aw_maint at ramp start (bp), 16-31 lw_maint at
         ramp start (bp), 32-71 ramp start (unix s), 72-111 ramp end (unix s).
@@ -77,8 +81,8 @@ struct RiskParams:
     liability_weight_maintenance: uint256  # WAD, multiple of 1e14
     max_staleness: uint256  # seconds
     imf: uint256  # WAD per sqrt(whole token), multiple of 1e12
-    min_answer: uint256  # feed decimals
-    max_answer: uint256  # feed decimals
+    min_answer: uint256  # feed decimals; a multiple of the bound scale
+    max_answer: uint256  # feed decimals; a multiple of the bound scale
 
 
 @internal
@@ -97,8 +101,8 @@ def pack_risk(p: RiskParams, token_decimals: uint256, feed_decimals: uint256, fl
         | token_decimals << 112
         | feed_decimals << 117
         | flags << 122
-        | p.min_answer << 128
-        | p.max_answer << 192
+        | (p.min_answer // self.bound_scale(feed_decimals)) << 128
+        | (p.max_answer // self.bound_scale(feed_decimals)) << 192
     )
 
 
@@ -108,6 +112,7 @@ def unpack_risk(word: uint256) -> RiskParams:
     """
     @notice The risk word as WAD values (target weights, before any ramp).
     """
+    scale: uint256 = self.bound_scale(self.feed_decimals(word))
     return RiskParams(
         asset_weight_initial=(word & MASK16) * BPS_TO_WAD,
         asset_weight_maintenance=((word >> 16) & MASK16) * BPS_TO_WAD,
@@ -115,8 +120,8 @@ def unpack_risk(word: uint256) -> RiskParams:
         liability_weight_maintenance=((word >> 48) & MASK16) * BPS_TO_WAD,
         max_staleness=(word >> 64) & MASK24,
         imf=((word >> 88) & MASK24) * IMF_TO_WAD,
-        min_answer=(word >> 128) & MASK64,
-        max_answer=word >> 192,
+        min_answer=((word >> 128) & MASK64) * scale,
+        max_answer=(word >> 192) * scale,
     )
 
 
@@ -147,7 +152,22 @@ def max_staleness(word: uint256) -> uint256:
 @internal
 @pure
 def answer_bounds(word: uint256) -> (uint256, uint256):
-    return (word >> 128) & MASK64, word >> 192
+    """
+    @notice (min, max) accepted feed answer, in feed decimals.
+    """
+    scale: uint256 = self.bound_scale(self.feed_decimals(word))
+    return ((word >> 128) & MASK64) * scale, (word >> 192) * scale
+
+
+@internal
+@pure
+def bound_scale(feed_decimals: uint256) -> uint256:
+    """
+    @notice 10**(feed decimals - 8) above 8 decimals, else 1.
+    """
+    if feed_decimals > 8:
+        return 10 ** (feed_decimals - 8)
+    return 1
 
 
 @internal
@@ -246,8 +266,9 @@ def tiered_asset_weight(aw: uint256, imf_wad: uint256, size: uint256) -> uint256
     """
     if imf_wad == 0 or size == 0:
         return aw
-    # sqrt(size / WAD) in WAD = isqrt(size * WAD), rounded down.
-    premium: uint256 = imf_wad * isqrt(size * WAD) // WAD
+    # sqrt(size / WAD) in WAD = isqrt(size * WAD); the premium rounds up
+    # (isqrt floors, +1 bounds it above), so the weight rounds down.
+    premium: uint256 = fixed_point.mul_div_up(imf_wad, isqrt(size * WAD) + 1, WAD)
     discounted: uint256 = SIZE_ASSET_CEILING * WAD // (WAD + premium)
     return min(aw, discounted)
 

@@ -55,15 +55,17 @@ def latest_round(feed: address) -> (bool, uint256, int256, uint256, uint256, uin
     )
     if not ok or len(data) < ROUND_DATA_SIZE:
         return False, 0, 0, 0, 0, 0
-    round_id: uint80 = 0
+    # Decoded as uint256, not uint80: an out-of-range word must not revert
+    # (views never revert); it only fails the completeness check.
+    round_id: uint256 = 0
     answer: int256 = 0
     started_at: uint256 = 0
     updated_at: uint256 = 0
-    answered_in: uint80 = 0
+    answered_in: uint256 = 0
     round_id, answer, started_at, updated_at, answered_in = abi_decode(
-        data, (uint80, int256, uint256, uint256, uint80)
+        data, (uint256, int256, uint256, uint256, uint256)
     )
-    return True, convert(round_id, uint256), answer, started_at, updated_at, convert(answered_in, uint256)
+    return True, round_id, answer, started_at, updated_at, answered_in
 
 
 @internal
@@ -113,16 +115,16 @@ def unit_price(
 
 @internal
 @view
-def sequencer_status(feed: address, grace_period: uint256) -> (bool, uint256):
+def sequencer_status(feed: address, grace_period: uint256) -> (bool, bool):
     """
     @notice Whether an L2 sequencer is up and past its grace period.
     @param feed Chainlink sequencer-uptime feed, or empty for L1 (always up).
     @param grace_period Seconds after coming back up before risk-increasing
            actions reopen.
-    @return (up and past grace, seconds since the status last changed).
+    @return (up and past its grace period, down).
     """
     if feed == empty(address):
-        return True, max_value(uint256)
+        return True, False
     ok: bool = False
     round_id: uint256 = 0
     answer: int256 = 0
@@ -132,9 +134,8 @@ def sequencer_status(feed: address, grace_period: uint256) -> (bool, uint256):
     ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
     # A failing or "down" sequencer feed counts as down (fail closed).
     if not ok or answer != 0 or started_at == 0 or started_at > block.timestamp:
-        return False, 0
-    since: uint256 = block.timestamp - started_at
-    return since > grace_period, since
+        return False, True
+    return block.timestamp - started_at > grace_period, False
 
 
 @internal
@@ -156,7 +157,7 @@ def recently_stale(feed: address, max_staleness: uint256, grace_period: uint256)
     updated_at: uint256 = 0
     answered_in: uint256 = 0
     ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
-    if not ok or block.timestamp >= updated_at + grace_period or round_id & (2**64 - 1) <= 1:
+    if not ok or block.timestamp >= updated_at + grace_period or round_id & (2**64 - 1) <= 1 or round_id >= 2**80:
         return False
     data: Bytes[ROUND_DATA_SIZE] = b""
     ok, data = raw_call(
