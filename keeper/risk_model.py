@@ -565,15 +565,17 @@ def size_wad(amount: int, token_decimals_: int) -> int:
 
 def tiered_asset_weight(aw: int, imf_wad: int, size: int) -> int:
     """``margin.tiered_asset_weight`` (Drift v2 size discount):
-    min(aw, 1.1 / (1 + imf * sqrt(s))) in WAD, rounded down.
+    min(aw, 1.1 / (1 + imf * sqrt(s))) in WAD, rounded down:
+      premium = ceil(imf * (isqrt(size * WAD) + 1) / WAD)
+      min(aw, floor(1.1e18 * WAD / (WAD + premium)))
 
     aw: flat initial asset weight, WAD; imf_wad: WAD per sqrt(whole token);
     size: whole tokens, WAD. sqrt(s) in WAD is ``math.isqrt(size * WAD)``
-    (Vyper's ``isqrt`` floors).
+    (Vyper's ``isqrt`` floors; the +1 bounds it above).
     """
     if imf_wad == 0 or size == 0:
         return aw
-    premium = _mul(imf_wad, math.isqrt(_mul(size, WAD))) // WAD
+    premium = mul_div_up(imf_wad, _add(math.isqrt(_mul(size, WAD)), 1), WAD)
     discounted = SIZE_ASSET_CEILING * WAD // _add(WAD, premium)
     return min(aw, discounted)
 
@@ -645,8 +647,9 @@ class RoundData:
     (roundId, answer, startedAt, updatedAt, answeredInRound).
 
     answer in feed decimals (int256); timestamps unix seconds. The oracle
-    module ABI-decodes roundId and answeredInRound as uint80: values >= 2**80
-    make the contract revert (see :func:`unit_price`).
+    module decodes every field as a full word (roundId and answeredInRound as
+    uint256, not uint80), so an out-of-range id only fails the completeness
+    check.
     """
 
     round_id: int
@@ -676,13 +679,13 @@ class PriceQuote:
 
 
 def _check_round(r: RoundData) -> None:
-    # oracle.latest_round: abi_decode(data, (uint80, int256, uint256, uint256, uint80))
-    if not (0 <= r.round_id <= MASK80 and 0 <= r.answered_in_round <= MASK80):
-        raise VyperRevert("abi_decode")
+    # oracle.latest_round: abi_decode(data, (uint256, int256, uint256, uint256, uint256))
+    # -- round ids are read as uint256 (no uint80 clamp: views never revert).
     if not (-(2**255) <= r.answer <= MAX_INT256):
-        raise VyperRevert("abi_decode")
-    if not (0 <= r.started_at <= MAX_UINT256 and 0 <= r.updated_at <= MAX_UINT256):
-        raise VyperRevert("abi_decode")
+        raise ValueError(f"answer is not an int256: {r.answer}")
+    for v in (r.round_id, r.started_at, r.updated_at, r.answered_in_round):
+        if not 0 <= v <= MAX_UINT256:
+            raise ValueError(f"round field is not a uint256: {v}")
 
 
 def unit_price(
@@ -705,8 +708,7 @@ def unit_price(
     price ``min(answer, 2**128) * 10**exponent`` is returned *also when the
     round is rejected*: ERR_BOUNDS (answer outside [min, max]),
     ERR_INCOMPLETE (updatedAt == 0 or answeredInRound < roundId), ERR_STALE
-    (now > updatedAt + max staleness). Raises VyperRevert("abi_decode") for
-    a round id >= 2**80 (the contract's abi_decode reverts).
+    (now > updatedAt + max staleness).
     """
     if round_data is None:
         return 0, ERR_CALL
@@ -763,12 +765,13 @@ def recently_stale(
     latest: ``latestRoundData()`` (None = call failed); previous:
     ``getRoundData(roundId - 1)`` (None = call failed or short data; only
     read when needed). The first round of a phase (roundId & (2**64-1) <= 1)
-    counts as not stale. now: block time, unix s.
+    and a roundId >= 2**80 (no uint80 previous id) count as not stale.
+    now: block time, unix s.
     """
     if latest is None:
         return False
     _check_round(latest)
-    if now >= _add(latest.updated_at, grace_period) or latest.round_id & MASK64 <= 1:
+    if now >= _add(latest.updated_at, grace_period) or latest.round_id & MASK64 <= 1 or latest.round_id >= 2**80:
         return False
     if previous is None:
         return False
@@ -894,14 +897,15 @@ def liquidation_plan(
     lw_le_repay / aw_le_seize: liquidation-end weights (WAD); b: bonus
     (WAD); insurance_share: WAD; dust: USD WAD; requested: token units.
 
-    Repay cap to the target: floor(floor(-H_le * WAD / (lw - ceil(aw * (1 + b))))
+    Repay cap to the target: floor(floor(-H_le * WAD / (lw - floor(aw * (1 + b))))
     * WAD / price_repay), then the dust rules (see liquidation.vy), seize =
     :func:`seize_for`, to_insurance = (seize - floor value of repay in the
-    seized asset) * insurance_share // WAD.
+    seized asset) * insurance_share // WAD; leaves_dust only for a request
+    below the cap.
     """
     cap = debt
     gain = lw_le_repay
-    loss = mul_div_up(aw_le_seize, _add(WAD, b), WAD)
+    loss = mul_div_down(aw_le_seize, _add(WAD, b), WAD)
     if le_health >= 0:
         cap = 0
     elif gain > loss:
@@ -917,15 +921,15 @@ def liquidation_plan(
         seize = deposit
         repay = min(repay, repay_for(seize, price_repay, price_seize, b))
     elif mul_div_down(deposit - seize, price_seize, WAD) < dust:
-        extended = min(debt, repay_for(deposit, price_repay, price_seize, b))
-        if extended <= requested:
+        full = repay_for(deposit, price_repay, price_seize, b)
+        if full <= debt and full <= requested:
             seize = deposit
-            repay = max(repay, extended)
+            repay = max(repay, full)
     leaves_dust = False
-    if seize < deposit:
+    if requested < cap:
         rest_debt = mul_div_up(_sub(debt, repay), price_repay, WAD)
-        rest_deposit = mul_div_down(deposit - seize, price_seize, WAD)
-        leaves_dust = (repay < debt and rest_debt < dust) or rest_deposit < dust
+        rest_deposit = mul_div_down(_sub(deposit, seize), price_seize, WAD)
+        leaves_dust = (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
     base = mul_div_down(mul_div_down(repay, price_repay, WAD), WAD, price_seize)
     to_insurance = 0
     if seize > base:
@@ -1074,6 +1078,7 @@ class AssetState:
         return cls(str(asset), *(int(w) for w in words))
 
     def to_tuple(self) -> tuple:
+        """The 9 fields in the engine's order (asset_state layout)."""
         return (
             self.asset, self.info, self.market_a, self.market_b, self.totals, self.rate_model, self.risk, self.ramp,
             self.liquidation,
@@ -1186,10 +1191,12 @@ class Position:
         return cls(d, b)
 
     def to_word(self) -> int:
+        """The storage word: deposit shares | borrow shares << 128."""
         return self.deposit_shares | self.borrow_shares << 128
 
     @property
     def is_empty(self) -> bool:
+        """No deposit and no borrow shares."""
         return self.deposit_shares == 0 and self.borrow_shares == 0
 
 
@@ -1215,6 +1222,7 @@ class AccountHeader:
         return cls(d, b, blk)
 
     def to_word(self) -> int:
+        """The header word: deposit bitmap | debt bitmap << 64 | block << 128."""
         return self.deposit_bitmap | self.debt_bitmap << 64 | self.last_risk_block << 128
 
     @property
@@ -1229,6 +1237,7 @@ class AccountHeader:
 
     @property
     def has_debt(self) -> bool:
+        """Any debt bit set (withdraw/transfer then check initial health)."""
         return self.debt_bitmap != 0
 
 
@@ -1553,6 +1562,7 @@ class MarketReplica:
     # -- decoded accessors ----------------------------------------------
     @property
     def asset_id(self) -> int:
+        """Asset id (info bits 0-7)."""
         return self.info & 255
 
     @property
@@ -1572,10 +1582,12 @@ class MarketReplica:
 
     @property
     def deposit_shares(self) -> int:
+        """Total deposit shares."""
         return self.totals & MASK128
 
     @property
     def borrow_shares(self) -> int:
+        """Total borrow shares."""
         return self.totals >> 128
 
     def indexes_now(self, now: int) -> tuple[int, int]:
@@ -1637,6 +1649,7 @@ class AccountReplica:
         return account_key(self.owner, self.sub_id)
 
     def position(self, asset_id: int) -> Position:
+        """The account's position in ``asset_id`` (empty if none)."""
         return self.positions.get(asset_id, Position())
 
     def _set(self, asset_id: int, pos: Position) -> None:
@@ -2054,6 +2067,8 @@ class ProtocolReplica:
         repaid_shares = _div(_mul(p.repay, WAD), bi)
         if p.repay >= mul_div_up(owed, bi, WAD):
             repaid_shares = owed
+        if repaid_shares == 0:
+            raise VyperRevert("liquidation: repay below one share")
         mr._set_totals(mr.deposit_shares, _sub(mr.borrow_shares, repaid_shares))
         self._remove_borrow(acc, mr, repaid_shares)
         # Seize side.
@@ -2083,9 +2098,10 @@ class ProtocolReplica:
         *,
         paused_until: int = 0,
     ) -> list[tuple[str, dict[str, int]]]:
-        """``engine.settle_bad_debt``: with debt, liquidations not paused and
-        the unweighted value of the deposits (strict prices of the deposit
-        assets only) below ``dust`` (USD WAD), every held asset is accrued
+        """``engine.settle_bad_debt``: with debt, liquidations not paused, a
+        maintenance health below zero and the unweighted value of the
+        deposits 0 or below ``dust`` (USD WAD) -- every held asset's price
+        accepted (strict) -- every held asset is accrued
         (need_borrow_index), its deposit forfeited to the insurance fund and
         its debt written off: insurance fund first (token balance + total
         borrows - total deposits, token units), the rest socialised by
@@ -2098,9 +2114,10 @@ class ProtocolReplica:
             raise VyperRevert("settle: no debt")
         if now < paused_until:
             raise VyperRevert("liquidation: paused")
-        deposits_only = AccountHeader(header.deposit_bitmap, 0, header.last_risk_block)
-        h = account_health(acc.positions, self.markets, prices, now, header=deposits_only, kinds=8, strict=True)
-        if not h.collateral[VALUE] < dust:
+        h = account_health(acc.positions, self.markets, prices, now, header=header, kinds=10, strict=True)
+        if not h.collateral[MAINTENANCE] < h.debt[MAINTENANCE]:
+            raise VyperRevert("settle: account is healthy")
+        if not (h.collateral[VALUE] == 0 or h.collateral[VALUE] < dust):
             raise VyperRevert("settle: collateral above dust")
         events: list[tuple[str, dict[str, int]]] = []
         for i in header.held_ids():

@@ -190,7 +190,7 @@ def test_weights_and_ramp(h, data, risk, now):
     boa.env.timestamp = now
     same(lambda: rm.maintenance_weights(risk, ramp, now), lambda: h.maintenance_weights(risk, ramp))
     for kind in range(5):  # INITIAL, MAINTENANCE, LIQUIDATION_END, VALUE, and an unknown kind
-        same(lambda: rm.weights(risk, ramp, kind, now), lambda: h.weights(risk, ramp, kind))
+        same(lambda k=kind: rm.weights(risk, ramp, k, now), lambda k=kind: h.weights(risk, ramp, k))
 
 
 @fixture_ok()
@@ -325,17 +325,16 @@ def test_rejected_positive_price_is_still_returned(h, feed):
         assert model[0] == (0 if rnd[1] <= 0 else rnd[1] * 10**exp)
 
 
-def test_round_id_above_uint80_reverts_in_contract_and_model(h, feed):
-    """oracle.latest_round abi_decodes roundId/answeredInRound as uint80:
-    a feed returning a larger id makes unit_price (and so every health
-    view) revert instead of reporting ERR_CALL. The model mirrors it."""
-    f = feed
+def test_round_id_above_uint80_is_read_as_a_full_word(h, feed):
+    """oracle.latest_round decodes roundId/answeredInRound as uint256: a feed
+    returning an id >= 2**80 does not make unit_price (and so the health
+    views) revert; the model agrees on the price and code."""
     now = boa.env.timestamp
-    f.set(2**80, 10**8, now, now, 2**80, False)
-    with pytest.raises(BoaError):
-        h.unit_price(f.address, 1, 10**10, 3600, 10)
-    with pytest.raises(rm.VyperRevert):
-        rm.unit_price(rm.RoundData(2**80, 10**8, now, now, 2**80), 1, 10**10, 3600, 10, now)
+    for rid, answered in ((2**80, 2**80), (2**80 + 5, 2**80 + 4)):
+        feed.set(rid, 10**8, now, now, answered, False)
+        model = rm.unit_price(rm.RoundData(rid, 10**8, now, now, answered), 1, 10**10, 3600, 10, now)
+        assert h.unit_price(feed.address, 1, 10**10, 3600, 10) == model
+    assert model == (10**18, rm.ERR_INCOMPLETE)
 
 
 @fixture_ok()

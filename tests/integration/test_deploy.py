@@ -108,7 +108,7 @@ BAD_CONFIGS = [
     ("assets[0].rate_model.kink", "1", "assets[0].rate_model.kink: must be strictly between 0 and 1"),
     ("assets[2].rate_model.slope_high", "12", "assets[2].rate_model: base_rate + slope_low + slope_high must be <= 10"),
     ("assets[2].rate_model.reserve_factor", "1.5", "assets[2].rate_model.reserve_factor: must be between 0 and 1"),
-    ("assets[2].min_price", "0.000000001", "assets[2].min_price: 0.000000001 is not a whole number of feed units"),
+    ("assets[2].min_price", "0.000000001", "assets[2].min_price: 0.000000001 must be a positive multiple of 0.00000001"),
     ("assets[1].supply_cap", "0.000000001", "assets[1].supply_cap: not a whole number of token units (8 decimals)"),
     ("assets[0].max_price", "50", "assets[0].max_price: must be > min_price"),
     ("assets[0].feed.mock.price", "50", "assets[0].feed.mock.price: 50 is outside [min_price, max_price]"),

@@ -16,11 +16,10 @@ from types import SimpleNamespace
 
 import boa
 
-from tests.liquidation.model import M64, M128, WAD, Market, State, mdd, mdu
+from tests.liquidation.model import M64, M128, WAD, Market, State, mdd, mdu  # noqa: F401 (re-exported)
 from tests.protocol import MAX_UINT, AssetSpec, Protocol
 
 HERE = Path(__file__).resolve().parent
-import os; _DEV_NO_PREVIEW = bool(os.environ.get("DEV_NO_PREVIEW"))  # DEV-ONLY, remove
 
 PRICES = {"WETH": 2000.0, "WBTC": 60000.0, "USDC": 1.0}
 DECIMALS = {"WETH": 18, "WBTC": 8, "USDC": 6}
@@ -74,10 +73,6 @@ def deploy_env(
     return env
 
 
-def asset(env, sym):
-    return env.p[sym]
-
-
 def deposit(env, who, sym, units, sub=0):
     a = env.p[sym]
     env.p.fund(who, a, units)
@@ -112,11 +107,6 @@ def set_prices(env, **prices) -> None:
         env.p[sym].set_price(price)
 
 
-def advance(env, seconds: int) -> None:
-    boa.env.time_travel(seconds=seconds)
-    env.p.refresh_prices()
-
-
 def liquidate(env, liquidator, owner, repay_sym, amount, seize_sym, min_seize=0, sub=0, receiver=None, fund=True):
     """Mints the liquidator enough repay tokens (when `fund`) and liquidates."""
     r = env.p[repay_sym]
@@ -139,7 +129,8 @@ def lens_preview(env, owner, sub, repay_sym, seize_sym):
 
 
 def checked_liquidation(
-    env, owner, repay_sym, amount, seize_sym, sub=0, liquidator=None, min_seize=0, receiver=None, check_preview=True
+    env, owner, repay_sym, amount, seize_sym, sub=0, liquidator=None, min_seize=0, receiver=None, check_preview=True,
+    fund=True,
 ):
     """Liquidates and checks the outcome against the model, exactly:
     the return values, the Liquidation event, the preview made in the same
@@ -150,12 +141,13 @@ def checked_liquidation(
     liquidator = liquidator or env.liquidator
     receiver = receiver or liquidator
     r, s = env.p[repay_sym], env.p[seize_sym]
-    env.p.fund(liquidator, r, 10**40 if amount == MAX_UINT else amount)
+    if fund:
+        env.p.fund(liquidator, r, 10**40 if amount == MAX_UINT else amount)
     before = load_state(env, [(owner, sub)])
     after = before.copy()
     expected = after.liquidate(str(owner), sub, r.id, s.id, amount, min_seize)
 
-    if amount == MAX_UINT and check_preview and not _DEV_NO_PREVIEW:
+    if amount == MAX_UINT and check_preview:
         preview = lens_preview(env, owner, sub, repay_sym, seize_sym)
         assert tuple(preview) == (expected.repaid, expected.to_liquidator, expected.bonus)
     fund_r, fund_s = env.lens.market(r.address).insurance_fund, env.lens.market(s.address).insurance_fund
@@ -282,15 +274,9 @@ def assert_identity(env) -> None:
         assert accrued >= 0, f"asset {id}: balance below deposits - borrows at current indexes ({accrued})"
 
 
-def value_usd(state: State, id: int, amount: int) -> int:
-    """Unweighted USD WAD value of `amount` token units (rounded down)."""
-    return mdd(amount, state.markets[id].price, WAD)
-
-
 __all__ = [
-    "PRICES", "DECIMALS",
-    "HERE", "MAX_UINT", "WAD", "M128", "mdd", "mdu", "now", "block_number", "spec", "deploy_env", "deposit",
-    "borrow", "open_account", "next_block", "set_prices", "advance", "liquidate", "checked_liquidation", "lens_preview", "events",
-    "one_event",
-    "load_state", "chain_positions", "model_positions", "assert_matches_chain", "assert_identity", "value_usd",
+    "HERE", "PRICES", "DECIMALS", "MAX_UINT", "WAD", "M128", "mdd", "mdu",
+    "now", "block_number", "spec", "deploy_env", "deposit", "borrow", "open_account", "next_block", "set_prices",
+    "liquidate", "lens_preview", "checked_liquidation", "events", "one_event",
+    "load_state", "chain_positions", "model_positions", "assert_matches_chain", "assert_identity",
 ]

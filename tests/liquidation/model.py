@@ -3,12 +3,13 @@ liquidation tests.
 
 Written from the formulas of contracts/modules/{fixed_point, margin,
 interest_rate, oracle, liquidation}.vy, MarginEngine.liquidate and
-MarginEngineExtension.settle_bad_debt, in plain Python integers with the
-same rounding direction at every step. It deliberately does not use the
-contracts (nor keeper/risk_model.py, which has no liquidation math): the
-chain is only read for INPUTS (raw storage words via engine.asset_state /
-position / account_header, feed answers, token balances, the block time),
-and every expected output (health, bonus, repay cap, seized amount,
+MarginEngineExtension.settle_bad_debt (as of commit 931997b), in plain
+Python integers with the same rounding direction at every step. It
+deliberately uses neither the contracts nor keeper/risk_model.py (which had
+no liquidation math when these tests were written): the chain is only read
+for INPUTS (raw storage words via engine.asset_state / position /
+account_header, feed answers, token balances, the block time), and every
+expected output (health, bonus, repay cap, seized amount,
 insurance share, shares burned, indexes after a socialised loss, ...) is
 computed here.
 

@@ -21,16 +21,15 @@ from tests.liquidation.helpers import (
     WAD,
     checked_liquidation,
     deploy_env,
+    deposit,
     lens_preview,
     load_state,
     mdd,
     mdu,
     next_block,
-    one_event,
     open_account,
     set_prices,
 )
-from tests.liquidation.model import seize_for
 
 COLLATERAL_USD = 20_000
 DEBT_USD = 13_000
@@ -160,7 +159,7 @@ def test_seize_amount_written_out_usdc_for_weth():
     # Liquidation-end health and the repay that brings it to zero.
     aw_le, lw_le = (AW_I + AW_M) // 2, (LW_I + LW_M + 1) // 2
     le = 10 * 10**18 * p_weth // WAD * aw_le // WAD - 13_000 * 10**18 * lw_le // WAD
-    g = lw_le - mdu(aw_le, WAD + b, WAD)
+    g = lw_le - mdd(aw_le, WAD + b, WAD)  # loss per unit rounded down: a smaller cap
     v = -le * WAD // g
     repay = v * WAD // p_usdc
     seize = repay * p_usdc // WAD * (WAD + b) // WAD * WAD // p_weth
@@ -224,8 +223,8 @@ def test_amounts_with_accrued_interest(repay_sym, seize_sym):
     by to_insurance plus the seized-shares rounding (at most one index unit)."""
     env = deploy_env(rates=True)
     # Borrowers of every asset so that each has a moving index.
-    other = open_account(env, "other", {"USDC": 400_000}, {"WETH": 50, "WBTC": 2})
-    other2 = open_account(env, "other2", {"WETH": 200}, {"USDC": 150_000})
+    open_account(env, "other", {"USDC": 400_000}, {"WETH": 50, "WBTC": 2})
+    open_account(env, "other2", {"WETH": 200}, {"USDC": 150_000})
     owner = open_pair(env, repay_sym, seize_sym, 1.05)
     boa.env.time_travel(seconds=60 * 86400)
     env.p.refresh_prices()
@@ -245,7 +244,6 @@ def test_amounts_with_accrued_interest(repay_sym, seize_sym):
     assert expected.to_insurance <= growth <= expected.to_insurance + di // WAD + 1
     assert expected.repaid_shares == min(expected.repaid * WAD // expected.borrow_index, before.pos(str(owner), 0, m_r.id)[1])
     assert expected.seized_shares == mdu(expected.seized, WAD, di)
-    assert other and other2
 
 
 def test_preview_equals_liquidation_in_the_same_block():
@@ -265,3 +263,92 @@ def test_preview_equals_liquidation_in_the_same_block():
                 expected, _, _ = checked_liquidation(env, owner, repay_sym, MAX_UINT, seize_sym)
                 assert (expected.repaid, expected.to_liquidator, expected.bonus) == tuple(preview)
     next_block()
+
+
+def test_same_asset_repaid_and_seized():
+    """WETH debt repaid with WETH collateral (the account also holds WBTC,
+    whose fall makes it liquidatable): both sides on one market."""
+    env = deploy_env()
+    owner = open_account(env, "owner", {"WETH": 5, "WBTC": 0.5}, {"WETH": 12})
+    set_prices(env, WBTC=30_000)
+    assert env.engine.health(owner)[1] < 0
+    ratio_before = env.lens.health_ratio(owner)
+    expected, before, after = checked_liquidation(env, owner, "WETH", MAX_UINT, "WETH")
+    # Solvent: b is the solvency cap rho * 1.1 / 0.85 - 1 (< 10%), and the
+    # whole WETH deposit goes, paid at that bonus.
+    assert expected.bonus == ratio_before * LW_M // AW_M - WAD
+    assert expected.seized == 5 * WAD
+    assert expected.repaid == mdu(mdu(mdu(5 * WAD, 2000 * 10**28, WAD), WAD, WAD + expected.bonus), WAD, 2000 * 10**28)
+    assert env.engine.position(owner, 0, env.weth.address) == (0, 12 * WAD - expected.repaid_shares)
+    assert env.lens.health_ratio(owner) >= ratio_before
+
+
+def test_sub_account_is_liquidated_alone():
+    """Sub-account 3 is liquidatable, sub-account 0 of the same owner is not
+    touched (isolated margin)."""
+    env = deploy_env()
+    owner = open_account(env, "owner", {"WETH": 10}, {"USDC": 1_000})  # sub 0: safe
+    deposit(env, owner, "WETH", 10 * WAD, sub=3)
+    with boa.env.prank(owner):
+        env.engine.borrow(env.usdc.address, 13_000 * 10**6, 3)
+    next_block()
+    set_prices(env, WETH=1500)
+    assert env.engine.health(owner, 0)[1] > 0 and env.engine.health(owner, 3)[1] < 0
+    with boa.reverts("liquidation: account is healthy"):
+        env.p.fund(env.liquidator, env.usdc, 10**12)
+        with boa.env.prank(env.liquidator):
+            env.engine.liquidate(owner, 0, env.usdc.address, MAX_UINT, env.weth.address, 0)
+    sub0 = load_state(env, [owner]).positions[(str(owner), 0)]
+    expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH", sub=3)
+    assert expected.event.sub_id == 3
+    assert load_state(env, [owner]).positions[(str(owner), 0)] == sub0
+
+
+def test_liquidation_during_a_maintenance_ramp():
+    """The owner lowers WETH's maintenance asset weight 0.85 -> 0.80; it
+    ramps in over a day. Half-way (aw_m 0.825) the account is liquidatable
+    at a ramped weight: the bonus cap and the LE midpoint use it."""
+    env = deploy_env()
+    owner = open_account(env, "owner", {"WETH": 10}, {"USDC": 13_000})
+    sp = env.weth.spec
+    with boa.env.prank(env.p.owner):
+        env.p.configurator.set_risk_params(
+            env.weth.address,
+            (AW_I, 80 * 10**16, LW_I, LW_M, sp.max_staleness, 0, sp.bound_scale, (2**64 - 1) * sp.bound_scale),
+        )
+    boa.env.time_travel(seconds=43_200)
+    env.p.refresh_prices()
+    set_prices(env, WETH=1700)
+    assert env.lens.asset_config(env.weth.address).asset_weight_maintenance_now == 825 * 10**15
+    # 10 * 1,700 * 0.825 = 14,025 < 14,300; at the old 0.85 it would be healthy.
+    assert env.engine.health(owner)[1] == 14_025 * WAD - 14_300 * WAD
+    expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH")
+    rho = 14_025 * WAD * WAD // (14_300 * WAD)
+    dutch = MIN_BONUS + (MAX_BONUS - MIN_BONUS) * (WAD - rho) // FULL_DEPTH
+    assert expected.bonus == min(dutch, rho * LW_M // (825 * 10**15) - WAD)
+
+
+def test_preview_is_zero_when_not_liquidatable_and_ignores_delays():
+    env = deploy_env(liquidation_grace_period=3600)
+    owner = open_account(env, "owner", {"WETH": 10}, {"USDC": 13_000})
+    assert lens_preview(env, owner, 0, "USDC", "WETH") == (0, 0, 0)  # healthy
+    set_prices(env, WETH=1500)
+    assert lens_preview(env, owner, 0, "WBTC", "WETH") == (0, 0, 0)  # no WBTC debt
+    assert lens_preview(env, owner, 0, "USDC", "WBTC") == (0, 0, 0)  # no WBTC deposit
+    live = lens_preview(env, owner, 0, "USDC", "WETH")
+    assert live[0] > 0
+    # Delay rules are not applied by the preview: a guardian pause ...
+    with boa.env.prank(env.p.guardian):
+        env.engine.pause_liquidations(600)
+    assert lens_preview(env, owner, 0, "USDC", "WETH") == live
+    boa.env.time_travel(seconds=2 * 3600)
+    # ... but a rejected (stale) price zeroes it.
+    assert lens_preview(env, owner, 0, "USDC", "WETH") == (0, 0, 0)
+    env.weth.set_price(1500)
+    env.usdc.set_price(1.0)
+    # Fresh again, inside the post-staleness grace period: a preview, no liquidation.
+    assert lens_preview(env, owner, 0, "USDC", "WETH") == live
+    env.p.fund(env.liquidator, env.usdc, 10**12)
+    with boa.env.prank(env.liquidator):
+        with boa.reverts("liquidation: price grace period"):
+            env.engine.liquidate(owner, 0, env.usdc.address, MAX_UINT, env.weth.address, 0)

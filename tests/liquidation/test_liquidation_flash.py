@@ -21,7 +21,6 @@ from tests.liquidation.helpers import (
     assert_matches_chain,
     checked_liquidation,
     deploy_env,
-    deposit,
     liquidate,
     load_state,
     one_event,
@@ -61,13 +60,14 @@ def health_ratio_calldata(owner):
 @pytest.fixture
 def env():
     """Alice (10 WETH / 13,000 USDC) and Bob (10 WETH / 12,000 USDC), both
-    liquidatable at WETH $1,300 (maintenance 11,050 < 14,300 / 13,200)."""
+    liquidatable and solvent at WETH $1,400 (maintenance 11,900 < 14,300 /
+    13,200)."""
     e = deploy_env()
     e.alice = open_account(e, "alice", {"WETH": 10}, {"USDC": 13_000})
     e.bob = open_account(e, "bob", {"WETH": 10}, {"USDC": 12_000})
-    set_prices(e, WETH=1300)
+    set_prices(e, WETH=1400)
     e.dex = boa.load_partial(str(HERE / "contracts" / "MockDex.vy")).deploy()
-    e.dex.set_rate(e.weth.address, e.usdc.address, 1300 * 10**6)  # 1 WETH -> 1,300 USDC
+    e.dex.set_rate(e.weth.address, e.usdc.address, 1400 * 10**6)  # 1 WETH -> 1,400 USDC
     e.flash = boa.load_partial(str(HERE / "contracts" / "FlashLiquidator.vy")).deploy(e.engine.address, e.dex.address)
     return e
 
@@ -88,6 +88,7 @@ def test_flash_liquidation_pays_from_the_seized_collateral(env):
     expected = state.liquidate(str(env.alice), 0, env.usdc.id, env.weth.id, MAX_UINT)
     data = b"route: WETH->USDC"
     out = env.flash.run(env.alice, 0, env.usdc.address, MAX_UINT, env.weth.address, 0, data)
+    ev = one_event(env.flash, "Liquidation")  # logged by the engine inside run()
     assert tuple(out) == (expected.repaid, expected.to_liquidator)
     # The callback saw the plan, and the seized WETH had already arrived.
     assert env.flash.calls() == 1
@@ -98,11 +99,10 @@ def test_flash_liquidation_pays_from_the_seized_collateral(env):
     assert env.flash.seen_seize_balance() == expected.to_liquidator
     assert env.flash.seen_repay_balance() == 0
     # It sold all the WETH and keeps the rest of the USDC as profit.
-    swapped = expected.to_liquidator * 1300 * 10**6 // WAD
+    swapped = expected.to_liquidator * 1400 * 10**6 // WAD
     assert env.flash.swapped_out() == swapped
     assert env.usdc.token.balanceOf(env.flash.address) == swapped - expected.repaid > 0
     assert env.weth.token.balanceOf(env.flash.address) == 0
-    ev = one_event(env.flash, "Liquidation")
     assert (ev.liquidator, ev.repaid, ev.seized, ev.to_insurance) == (
         env.flash.address,
         expected.repaid,
@@ -269,14 +269,15 @@ def test_self_liquidation_through_another_address_is_unprofitable(env, who):
             env.engine.set_operator(helper, True)
     env.p.fund(helper, env.usdc, 20_000 * 10**6)
     before = load_state(env, [env.alice])
-    worth_before = account_value(before, env.alice) + wallet_value(env, before, helper)
-    expected, _, after = checked_liquidation(env, env.alice, "USDC", MAX_UINT, "WETH", liquidator=helper)
+    wallet_before = wallet_value(env, before, helper)
+    worth_before = account_value(before, env.alice) + wallet_before
+    expected, _, after = checked_liquidation(env, env.alice, "USDC", MAX_UINT, "WETH", liquidator=helper, fund=False)
     worth_after = account_value(after, env.alice) + wallet_value(env, after, helper)
     change = worth_after - worth_before
     p_weth = Fraction(after.markets[env.weth.id].price, WAD)
     assert change == -expected.to_insurance * p_weth
     assert change <= 0 and expected.to_insurance > 0
     # The helper's gain is exactly alice's loss beyond the insurance share.
-    helper_gain = wallet_value(env, after, helper) - wallet_value(env, before, helper)
+    helper_gain = wallet_value(env, after, helper) - wallet_before
     alice_loss = account_value(before, env.alice) - account_value(after, env.alice)
     assert helper_gain > 0 and alice_loss == helper_gain + expected.to_insurance * p_weth

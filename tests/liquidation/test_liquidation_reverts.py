@@ -147,6 +147,21 @@ def test_nothing_to_seize(env):
     checked_liquidation(env, bob, "USDC", 10**6, "WBTC")
 
 
+def test_repay_below_one_share():
+    """With the USDC borrow index above 1.0 (interest on), repaying one
+    unit burns 1e18 // index = 0 borrow shares: refused."""
+    env = deploy_env(rates=True)
+    alice = open_account(env, "alice", {"WETH": 10}, {"USDC": 13_000})
+    boa.env.time_travel(seconds=30 * 86400)
+    env.p.refresh_prices()
+    set_prices(env, WETH=1500)
+    state = load_state(env, [alice])
+    assert state.markets[env.usdc.id].borrow_index_now(state.now) > WAD
+    with boa.reverts("liquidation: repay below one share"):
+        liquidate(env, env.liquidator, alice, "USDC", 1, "WETH")
+    checked_liquidation(env, alice, "USDC", 2, "WETH")
+
+
 def test_paused(env):
     with boa.env.prank(env.p.guardian):
         env.engine.pause_liquidations(3600)
@@ -241,3 +256,23 @@ def test_repay_tokens_missing(env):
         env.usdc.token.approve(env.engine.address, MAX_UINT)
         with boa.reverts("ERC20: insufficient balance"):
             env.engine.liquidate(env.alice, 0, env.usdc.address, MAX_UINT, env.weth.address, 0)
+
+
+def test_zero_receiver(env):
+    with boa.env.prank(env.liquidator):
+        with boa.reverts("token: zero receiver"):
+            env.engine.liquidate(
+                env.alice, 0, env.usdc.address, MAX_UINT, env.weth.address, 0, "0x" + "00" * 20
+            )
+
+
+def test_asset_pauses_do_not_block_liquidation(env):
+    """The guardian's per-asset pauses (deposit, withdraw, borrow, transfer)
+    stop users, not liquidations: only pause_liquidations does."""
+    with boa.env.prank(env.p.guardian):
+        env.engine.pause(env.weth.address, 2 | 4 | 8 | 16)
+        env.engine.pause(env.usdc.address, 2 | 4 | 8 | 16)
+    with boa.env.prank(env.alice):
+        with boa.reverts("pause: withdraw paused"):
+            env.engine.withdraw(env.weth.address, 1)
+    checked_liquidation(env, env.alice, "USDC", MAX_UINT, "WETH")

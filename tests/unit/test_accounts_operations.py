@@ -9,7 +9,6 @@ is 2000 * 0.8 / 1.2 = 1333.333333 USDC.
 
 import boa
 import pytest
-from boa.contracts.base_evm_contract import BoaError
 
 from tests.protocol import AssetSpec, Protocol, deployer
 from tests.unit.accounting import (
@@ -587,10 +586,14 @@ def test_borrow_exact_lens_max_succeeds_and_one_more_unit_fails(protocol, usdc, 
 
 
 @pytest.fixture
-def grown_usdc_fresh_borrower(protocol, usdc, weth, lender, borrower):
+def whale():
+    return boa.env.generate_address("whale")
+
+
+@pytest.fixture
+def grown_usdc_fresh_borrower(protocol, usdc, weth, lender, borrower, whale):
     """USDC indexes grown by 30 days of 70% utilisation (a whale's loan);
     then `borrower` arrives with 1 WETH of collateral and no debt."""
-    whale = boa.env.generate_address("whale")
     deposit(protocol, lender, usdc, usdc.units(10_000))
     deposit(protocol, whale, weth, weth.units(100))
     with boa.env.prank(whale):
@@ -601,40 +604,53 @@ def grown_usdc_fresh_borrower(protocol, usdc, weth, lender, borrower):
     return protocol
 
 
-# BUG: MarginLens._search (is_borrow) values the new debt as debt_now + mid,
-# but the engine mints ceil(mid * WAD / bi) shares and values the debt at
-# ceil(shares * bi / WAD), which is mid + 1 once bi > WAD. So after interest
-# lens.max_borrow is 1 unit above what the engine accepts (here every time;
-# the same rounding gap affects its liquidity and borrow-cap limits).
-@pytest.mark.xfail(strict=True, raises=BoaError, reason="BUG: lens.max_borrow is 1 unit too high once the borrow index > 1")
-def test_borrow_exact_lens_max_succeeds_at_a_grown_borrow_index(grown_usdc_fresh_borrower, usdc, borrower):
+# Regression (found by these tests, fixed in the lens): after interest the
+# engine mints ceil(amount * WAD / bi) borrow shares and values debts and
+# totals at ceil(shares * bi / WAD), i.e. up to 1 unit above the amount, and
+# burns ceil(amount * WAD / di) deposit shares on a withdrawal. A lens that
+# ignored this rounding reported maxima 1 unit too high at grown indexes.
+def test_borrow_exact_lens_max_at_a_grown_borrow_index(grown_usdc_fresh_borrower, usdc, lender, borrower, whale):
     protocol = grown_usdc_fresh_borrower
     max_borrow = protocol.lens.max_borrow(borrower, 0, usdc.address)
-    assert max_borrow == 1_333_333_333  # as at index 1: the lens ignores the share rounding
-    with boa.env.anchor(), boa.env.prank(borrower):
-        protocol.engine.borrow(usdc.address, max_borrow - 1)  # one unit less always works
+    # 1600 USD / 1.2 would be 1,333.333333 USDC; the share rounding costs one unit.
+    assert max_borrow == 1_333_333_332
+    with boa.env.anchor(), boa.env.prank(borrower), boa.reverts("health: below initial margin"):
+        protocol.engine.borrow(usdc.address, max_borrow + 1)
     with boa.env.prank(borrower):
-        protocol.engine.borrow(usdc.address, max_borrow)  # fails: "health: below initial margin"
-    assert protocol.engine.health(borrower, 0)[0] >= 0
+        protocol.engine.borrow(usdc.address, max_borrow)
+    assert 0 <= protocol.engine.health(borrower, 0)[0] < 2 * 10**12  # within 1 unit * 1.2 of zero
+    check_accounting(protocol, [lender, borrower, whale])
 
 
-# BUG: MarginLens.max_withdraw caps the amount at the liquidity
-# floor(Ds * di) - ceil(Bs * bi), but the engine burns ceil(amount / di)
-# shares and re-checks floor((Ds - shares) * di) >= ceil(Bs * bi), which
-# loses one more unit once di > WAD: the lens's max fails with
-# "market: insufficient liquidity".
-@pytest.mark.xfail(strict=True, raises=BoaError, reason="BUG: lens.max_withdraw is 1 unit too high when liquidity-limited and di > 1")
-def test_withdraw_exact_lens_max_succeeds_when_liquidity_limited_at_a_grown_index(
-    grown_usdc_fresh_borrower, usdc, lender
+def test_borrow_exact_lens_max_when_liquidity_limited_at_a_grown_index(
+    grown_usdc_fresh_borrower, usdc, weth, lender, borrower, whale
+):
+    protocol = grown_usdc_fresh_borrower
+    rich = boa.env.generate_address("rich")
+    deposit(protocol, rich, weth, weth.units(100))  # health is not the limit
+    m = protocol.lens.market(usdc.address)
+    max_borrow = protocol.lens.max_borrow(rich, 0, usdc.address)
+    assert m.total_deposits - m.total_borrows - 1 <= max_borrow <= m.total_deposits - m.total_borrows
+    with boa.env.anchor(), boa.env.prank(rich), boa.reverts("market: insufficient liquidity"):
+        protocol.engine.borrow(usdc.address, max_borrow + 1)
+    with boa.env.prank(rich):
+        protocol.engine.borrow(usdc.address, max_borrow)
+    check_accounting(protocol, [lender, rich, whale, borrower])
+
+
+def test_withdraw_exact_lens_max_when_liquidity_limited_at_a_grown_index(
+    grown_usdc_fresh_borrower, usdc, lender, borrower, whale
 ):
     protocol = grown_usdc_fresh_borrower
     m = protocol.lens.market(usdc.address)
     max_withdraw = protocol.lens.max_withdraw(lender, 0, usdc.address)
-    assert max_withdraw == m.total_deposits - m.total_borrows  # liquidity is the limit
-    with boa.env.anchor(), boa.env.prank(lender):
-        protocol.engine.withdraw(usdc.address, max_withdraw - 1)  # one unit less always works
+    # One unit below the naive liquidity: the burnt shares round up.
+    assert max_withdraw == m.total_deposits - m.total_borrows - 1
+    with boa.env.anchor(), boa.env.prank(lender), boa.reverts("market: insufficient liquidity"):
+        protocol.engine.withdraw(usdc.address, max_withdraw + 1)
     with boa.env.prank(lender):
-        protocol.engine.withdraw(usdc.address, max_withdraw)  # fails: "market: insufficient liquidity"
+        assert protocol.engine.withdraw(usdc.address, max_withdraw) == max_withdraw
+    check_accounting(protocol, [lender, whale, borrower])
 
 
 def test_borrow_without_collateral_reverts(protocol, usdc, lender, borrower):

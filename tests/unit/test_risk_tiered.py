@@ -4,7 +4,7 @@
   lw_init(s) = max(lw_init, 0.8 * lw_init + imf * sqrt(s))     premium rounded up
 
 with s the position size in whole tokens. In WAD, as contracts/modules/margin.vy:
-  asset premium     = floor(imf * isqrt(s_wad * WAD) / WAD)
+  asset premium     = ceil(imf * (isqrt(s_wad * WAD) + 1) / WAD)   (rounded up: weight down)
   asset weight      = min(aw, floor(1.1e18 * WAD / (WAD + premium)))
   liability premium = ceil(imf * (isqrt(s_wad * WAD) + 1) / WAD)
   liability weight  = max(lw, ceil(lw * 0.8) + premium)
@@ -29,7 +29,7 @@ def ceil_div(a: int, b: int) -> int:
 def tiered_aw(aw: int, imf: int, size_wad: int) -> int:
     if imf == 0 or size_wad == 0:
         return aw
-    premium = imf * isqrt(size_wad * WAD) // WAD
+    premium = ceil_div(imf * (isqrt(size_wad * WAD) + 1), WAD)
     return min(aw, 11 * 10**17 * WAD // (WAD + premium))
 
 
@@ -80,8 +80,8 @@ def alice():
 
 
 def test_reference_math_literals():
-    # 10_000 tokens, imf 0.01: sqrt = 100, premium = 1.0, aw = 1.1 / 2 = 0.55
-    assert tiered_aw(8 * 10**17, IMF, 10_000 * WAD) == 55 * 10**16
+    # 10_000 tokens, imf 0.01: sqrt = 100, premium = 1.0 + 1 wei (rounded up), aw = 1.1 / 2 rounded down
+    assert tiered_aw(8 * 10**17, IMF, 10_000 * WAD) == 11 * 10**35 // (2 * WAD + 1) == 55 * 10**16 - 1
     # 2_500 tokens: sqrt = 50, premium = 0.5 rounded up by one wei, lw = 0.96 + 0.5 + 1 wei
     assert tiered_lw(12 * 10**17, IMF, 2_500 * WAD) == 146 * 10**16 + 1
     # 576 tokens: 0.96 + 0.24 + 1 wei: just above the flat 1.2 because the premium rounds up
@@ -90,10 +90,12 @@ def test_reference_math_literals():
     assert tiered_lw(12 * 10**17, IMF, 575 * WAD) == 12 * 10**17
     # 1406 tokens: 1.1 / 1.37496... = 0.80002 > 0.8: flat; 1407 tokens: 0.79994...: tiered
     assert tiered_aw(8 * 10**17, IMF, 1_406 * WAD) == 8 * 10**17
-    assert tiered_aw(8 * 10**17, IMF, 1_407 * WAD) == 11 * 10**35 // (WAD + IMF * isqrt(1_407 * WAD * WAD) // WAD)
+    assert tiered_aw(8 * 10**17, IMF, 1_407 * WAD) == 11 * 10**35 // (
+        WAD + ceil_div(IMF * (isqrt(1_407 * WAD * WAD) + 1), WAD)
+    )
     assert 7999 * 10**14 < tiered_aw(8 * 10**17, IMF, 1_407 * WAD) < 8 * 10**17
     # imf 0.001 (the minimum granularity is 1e12): 1e6 tokens -> sqrt 1000 -> premium 1.0
-    assert tiered_aw(8 * 10**17, 10**15, 10**6 * WAD) == 55 * 10**16
+    assert tiered_aw(8 * 10**17, 10**15, 10**6 * WAD) == 55 * 10**16 - 1
     assert tiered_lw(12 * 10**17, 10**15, 10**6 * WAD) == 196 * 10**16 + 1
 
 
@@ -106,7 +108,7 @@ def test_deposit_10k_tokens_literal(p, alice):
     big = p.list_asset(big_spec())
     deposit(p, alice, big, 10_000 * WAD)
     # initial 10_000 * $1 * 0.55 (tiered), maintenance 10_000 * 0.85 (flat)
-    assert p.engine.health(alice) == (5_500 * WAD, 8_500 * WAD, True)
+    assert p.engine.health(alice) == (5_500 * WAD - 10_000, 8_500 * WAD, True)  # aw = 0.55 - 1 wei
 
 
 @pytest.mark.parametrize(
@@ -130,14 +132,14 @@ def test_asset_weight_at_sizes(p, alice, tokens):
 def test_size_is_in_whole_tokens_for_any_decimals(p, alice, decimals):
     big = p.list_asset(big_spec(decimals=decimals))
     deposit(p, alice, big, 10_000 * 10**decimals)
-    assert p.engine.health(alice) == (5_500 * WAD, 8_500 * WAD, True)
+    assert p.engine.health(alice) == (5_500 * WAD - 10_000, 8_500 * WAD, True)  # aw = 0.55 - 1 wei
 
 
 def test_size_does_not_depend_on_price(p, alice):
     big = p.list_asset(big_spec(price=2000))
     deposit(p, alice, big, 10_000 * WAD)
     # still 0.55 for 10_000 tokens, now worth $20M
-    assert p.engine.health(alice) == (11_000_000 * WAD, 17_000_000 * WAD, True)
+    assert p.engine.health(alice) == (11_000_000 * WAD - 20_000_000, 17_000_000 * WAD, True)  # aw = 0.55 - 1 wei
 
 
 def test_imf_zero_is_flat_at_any_size(p, alice):
@@ -153,10 +155,10 @@ def test_tiered_asset_weight_rounding(p, alice):
     deposit(p, alice, big, amount)
     root = isqrt(amount * WAD)  # 1414.2135623730950488... in WAD, floored
     assert root == 1_414_213_562_373_095_048_801
-    premium = IMF * root // WAD  # 14.142135623730950488 (floored)
-    assert premium == 14_142_135_623_730_950_488
-    aw = 11 * 10**17 * WAD // (WAD + premium)  # 1.1 / 15.142135623730950488 = 0.072644970784442439...
-    assert aw == 72_644_970_784_442_439
+    premium = ceil_div(IMF * (root + 1), WAD)  # 14.142135623730950489 (rounded up)
+    assert premium == 14_142_135_623_730_950_489
+    aw = 11 * 10**17 * WAD // (WAD + premium)  # 1.1 / 15.142135623730950489, rounded down
+    assert aw == 11 * 10**35 // (15_142_135_623_730_950_489)
     assert p.engine.health(alice)[0] == amount * 10**18 // WAD * aw // WAD
 
 
@@ -202,9 +204,9 @@ def test_liability_weight_at_sizes(p, alice, borrower_env, tokens):
 
 def test_tiered_both_sides_same_asset(p, alice):
     big = p.list_asset(big_spec())
-    deposit(p, alice, big, 40_000 * WAD)  # sqrt 200: aw = 1.1 / 3
+    deposit(p, alice, big, 40_000 * WAD)  # sqrt 200: aw = 1.1 / (3 + 1 wei)
     borrow(p, alice, big, 900 * WAD)  # sqrt 30: lw = 0.96 + 0.3 + 1 wei
-    aw = 11 * 10**17 * WAD // (3 * WAD)
+    aw = 11 * 10**17 * WAD // (3 * WAD + 1)
     lw = 126 * 10**16 + 1
     assert (tiered_aw(8 * 10**17, IMF, 40_000 * WAD), tiered_lw(12 * 10**17, IMF, 900 * WAD)) == (aw, lw)
     assert p.engine.health(alice) == (
@@ -238,7 +240,7 @@ def test_lens_maintenance_and_liquidation_end_are_flat(p, alice, borrower_env):
     deposit(p, alice, big, 10_000 * WAD)
     borrow(p, alice, big, 2_500 * WAD)
     h = p.lens.healths([(alice, 0)])[0]
-    coll_i = 80_000_000 * WAD + 5_500 * WAD
+    coll_i = 80_000_000 * WAD + 5_500 * WAD - 10_000  # BIG's aw = 0.55 - 1 wei
     debt_i = 3_650 * WAD + 2_500
     assert h.initial == coll_i - debt_i
     assert h.maintenance == 85_000_000 * WAD + 8_500 * WAD - 2_750 * WAD
