@@ -84,6 +84,7 @@ struct Candidate:
     risk: uint256
     ramp: uint256
     price: uint256
+    price_error: uint256  # oracle module error code of this asset's price
     deposit_shares: uint256
     borrow_shares: uint256
     deposit: uint256  # token units at the index accrued to now
@@ -256,6 +257,8 @@ def max_borrow(owner: address, sub_id: uint8, asset: address) -> uint256:
     bi: uint256 = 0
     di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)
     c: Candidate = self._candidate(owner, sub_id, id, s, di, bi)
+    if c.price_error != oracle.ERR_NONE:
+        return 0  # the borrowed asset's own price is rejected (held or not)
     total_deposit: uint256 = fixed_point.mul_div_down(s.totals & MASK128, di, WAD)
     cap: uint256 = (s.info >> 136) & MASK120
     lo: uint256 = 0
@@ -502,8 +505,7 @@ def _candidate(owner: address, sub_id: uint8, id: uint256, s: AssetState, di: ui
     c.rest = staticcall ENGINE.weighted_health(owner, sub_id, (2**64 - 1) ^ (1 << id), 1)
     c.risk = s.risk
     c.ramp = self._ramp(s)
-    err: uint256 = 0
-    c.price, err = self._price(s)
+    c.price, c.price_error = self._price(s)
     c.deposit_shares, c.borrow_shares = staticcall ENGINE.position(owner, sub_id, s.asset)
     c.deposit = fixed_point.mul_div_down(c.deposit_shares, di, WAD)
     return c

@@ -1,22 +1,16 @@
-"""Contract issues found by the differential tests, pinned as strict
-xfails: each test states the documented behaviour; when the contract is
-fixed the test passes, the strict xfail turns into a failure, and the
-marker must be removed."""
+"""Contract issues found by the differential tests, kept as regression
+tests once fixed (open ones are pinned as strict xfails)."""
 
 from __future__ import annotations
 
 import boa
-import pytest
 
 
-@pytest.mark.xfail(strict=True, reason="MarginLens.max_borrow ignores a rejected price of an asset the account does not hold yet")
 def test_lens_max_borrow_checks_the_borrowed_assets_price(world):
-    """lens.max_borrow promises 0 when a price is rejected. It checks the
-    prices of the assets the account holds (weighted_health) but ignores the
-    error of the borrowed asset's own price (`_candidate` drops `err`). For
-    an asset the account does not hold yet whose answer is non-positive the
-    unit price is 0, its liability counts 0, and max_borrow returns the whole
-    liquidity -- while engine.borrow reverts "oracle: non-positive price"."""
+    """Regression: lens.max_borrow returns 0 when the borrowed asset's own
+    price is rejected, also when the account does not hold that asset yet
+    (it once returned the whole liquidity while engine.borrow reverted
+    "oracle: non-positive price")."""
     p = world.protocol
     collateral, debt = world.assets[0], world.assets[1]
     user, lender = world.users

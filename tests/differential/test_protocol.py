@@ -9,7 +9,7 @@ engine (tests/protocol.py), checked against keeper.risk_model.
   revert reason, return value and event fields (deposit, withdraw, borrow,
   repay, transfer, accrue, liquidate, settle_bad_debt) is predicted by the
   model's action simulation, and the replica it drives equals one rebuilt
-  from the raw getters. Half of the examples end with a price crash of the
+  from the raw getters. A third of the examples end with a price crash of the
   weakest debtor's collateral and a liquidation attempt.
 
 The event-replay test is in test_event_replay.py; known contract issues
@@ -32,7 +32,7 @@ def test_health_matches_engine(world, data):
     run.configure()
     for _ in range(data.draw(st.integers(1, 4), "n_steps")):
         run.step()
-    if data.draw(st.booleans(), "liquidation_phase"):
+    if data.draw(st.integers(0, 2), "liquidation_phase") == 0:  # (test_liquidation.py goes deeper)
         run.do_liquidation_phase()  # near-max borrow if needed, price crash, liquidation
     run.do_warp()
     run.check_against_engine()
