@@ -87,28 +87,8 @@ def now():
 
 
 @pytest.fixture
-def protocol():
-    return Protocol.deploy()
-
-
-@pytest.fixture
 def usdc(protocol):
     return protocol.list_asset(USDC_SPEC)
-
-
-@pytest.fixture
-def weth(protocol, usdc):
-    return protocol.list_asset(AssetSpec("WETH", decimals=18, price=2000.0))
-
-
-@pytest.fixture
-def lender():
-    return boa.env.generate_address("lender")
-
-
-@pytest.fixture
-def borrower():
-    return boa.env.generate_address("borrower")
 
 
 def deposit(protocol, who, asset, amount, sub_id=0):

@@ -32,46 +32,6 @@ PAUSE_ALL = PAUSE_DEPOSIT | PAUSE_WITHDRAW | PAUSE_BORROW | PAUSE_TRANSFER
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def protocol():
-    return Protocol.deploy()
-
-
-@pytest.fixture
-def usdc(protocol):
-    return protocol.list_asset(AssetSpec("USDC", decimals=6, price=1.0))
-
-
-@pytest.fixture
-def weth(protocol, usdc):
-    return protocol.list_asset(AssetSpec("WETH", decimals=18, price=2000.0))
-
-
-@pytest.fixture
-def lender():
-    return boa.env.generate_address("lender")
-
-
-@pytest.fixture
-def borrower():
-    return boa.env.generate_address("borrower")
-
-
-@pytest.fixture
-def operator():
-    return boa.env.generate_address("operator")
-
-
-@pytest.fixture
-def attacker():
-    return boa.env.generate_address("attacker")
-
-
-@pytest.fixture
-def payer():
-    return boa.env.generate_address("payer")
-
-
 def deposit(protocol, who, asset, amount, sub_id=0):
     protocol.fund(who, asset, amount)
     with boa.env.prank(who):

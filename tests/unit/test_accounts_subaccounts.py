@@ -18,41 +18,6 @@ PAUSE_TRANSFER = 16
 
 
 @pytest.fixture
-def protocol():
-    return Protocol.deploy()
-
-
-@pytest.fixture
-def usdc(protocol):
-    return protocol.list_asset(AssetSpec("USDC", decimals=6, price=1.0))
-
-
-@pytest.fixture
-def weth(protocol, usdc):
-    return protocol.list_asset(AssetSpec("WETH", decimals=18, price=2000.0))
-
-
-@pytest.fixture
-def lender():
-    return boa.env.generate_address("lender")
-
-
-@pytest.fixture
-def borrower():
-    return boa.env.generate_address("borrower")
-
-
-@pytest.fixture
-def operator():
-    return boa.env.generate_address("operator")
-
-
-@pytest.fixture
-def attacker():
-    return boa.env.generate_address("attacker")
-
-
-@pytest.fixture
 def liquid_usdc(protocol, usdc, lender):
     """10,000 USDC of lender liquidity; the borrower's USDC and WETH approvals come from fund()."""
     deposit(protocol, lender, usdc, usdc.units(10_000))

@@ -12,28 +12,8 @@ ZERO = "0x" + "00" * 20
 
 
 @pytest.fixture
-def protocol():
-    return Protocol.deploy()
-
-
-@pytest.fixture
 def weth(protocol):
     return protocol.list_asset(AssetSpec("WETH", decimals=18, price=2000.0))
-
-
-@pytest.fixture
-def lender():
-    return boa.env.generate_address("lender")
-
-
-@pytest.fixture
-def borrower():
-    return boa.env.generate_address("borrower")
-
-
-@pytest.fixture
-def attacker():
-    return boa.env.generate_address("attacker")
 
 
 def deposit(protocol, who, asset, amount, sub_id=0):
