@@ -1052,8 +1052,42 @@ class AssetConfig:
     liquidation: "LiquidationParams"
 
 
+class _MarketWords:
+    """Decoders of the engine's packed market words, shared by every class
+    that holds them (``market_a``, ``market_b``, ``totals`` attributes)."""
+
+    market_a: int
+    market_b: int
+    totals: int
+
+    @property
+    def deposit_index(self) -> int:
+        """Stored deposit index, WAD (market_a bits 0-95)."""
+        return self.market_a & MASK96
+
+    @property
+    def borrow_index(self) -> int:
+        """Stored borrow index, WAD (market_b bits 0-95)."""
+        return self.market_b & MASK96
+
+    @property
+    def last_accrual(self) -> int:
+        """Time of the last stored accrual, unix s (market_b bits 96-135)."""
+        return (self.market_b >> 96) & MASK40
+
+    @property
+    def deposit_shares(self) -> int:
+        """Total deposit shares (totals bits 0-127)."""
+        return self.totals & MASK128
+
+    @property
+    def borrow_shares(self) -> int:
+        """Total borrow shares (totals bits 128-255)."""
+        return self.totals >> 128
+
+
 @dataclass(frozen=True)
-class AssetState:
+class AssetState(_MarketWords):
     """The raw words of one asset, as ``MarginEngine.asset_state(id)``
     returns them (asset, info, market_a, market_b, totals, rate_model, risk,
     ramp, liquidation). Layouts: see the Storage section of
@@ -1096,34 +1130,9 @@ class AssetState:
         return _addr(self.market_a >> 96)
 
     @property
-    def deposit_index(self) -> int:
-        """Stored deposit index, WAD (market_a bits 0-95)."""
-        return self.market_a & MASK96
-
-    @property
-    def borrow_index(self) -> int:
-        """Stored borrow index, WAD (market_b bits 0-95)."""
-        return self.market_b & MASK96
-
-    @property
-    def last_accrual(self) -> int:
-        """Time of the last stored accrual, unix s (market_b bits 96-135)."""
-        return (self.market_b >> 96) & MASK40
-
-    @property
     def reserve_factor(self) -> int:
         """Reserve factor, WAD (market_b bits 136-195)."""
         return (self.market_b >> 136) & MASK60
-
-    @property
-    def deposit_shares(self) -> int:
-        """Total deposit shares (totals bits 0-127)."""
-        return self.totals & MASK128
-
-    @property
-    def borrow_shares(self) -> int:
-        """Total borrow shares (totals bits 128-255)."""
-        return self.totals >> 128
 
     @property
     def effective_ramp(self) -> int:
@@ -1527,7 +1536,7 @@ class ReplicaDesync(Exception):
 
 
 @dataclass
-class MarketReplica:
+class MarketReplica(_MarketWords):
     """Mutable replica of one asset's engine words.
 
     Fields mirror the storage words: ``market_a`` (deposit index | feed),
@@ -1564,31 +1573,6 @@ class MarketReplica:
     def asset_id(self) -> int:
         """Asset id (info bits 0-7)."""
         return self.info & 255
-
-    @property
-    def deposit_index(self) -> int:
-        """Stored deposit index, WAD."""
-        return self.market_a & MASK96
-
-    @property
-    def borrow_index(self) -> int:
-        """Stored borrow index, WAD."""
-        return self.market_b & MASK96
-
-    @property
-    def last_accrual(self) -> int:
-        """Last stored accrual, unix s."""
-        return (self.market_b >> 96) & MASK40
-
-    @property
-    def deposit_shares(self) -> int:
-        """Total deposit shares."""
-        return self.totals & MASK128
-
-    @property
-    def borrow_shares(self) -> int:
-        """Total borrow shares."""
-        return self.totals >> 128
 
     def indexes_now(self, now: int) -> tuple[int, int]:
         """(deposit index, borrow index), WAD, accrued to ``now`` without storing."""

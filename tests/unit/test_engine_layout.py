@@ -13,9 +13,10 @@ from eth.exceptions import Revert
 from tests.protocol import CONTRACTS, ROOT, ZERO_ADDRESS, AssetSpec, Protocol, deployer
 
 
-def _layout(name: str) -> dict:
+def _vyper(name: str, output: str):
+    """`vyper -f <output>` of a contract, parsed as JSON."""
     out = subprocess.run(
-        [sys.executable, "-m", "vyper", "-f", "layout", str(CONTRACTS / name)],
+        [sys.executable, "-m", "vyper", "-f", output, str(CONTRACTS / name)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,26 +26,15 @@ def _layout(name: str) -> dict:
 
 
 def test_engine_and_extension_share_storage_and_lock_layout():
-    engine, extension = _layout("MarginEngine.vy"), _layout("MarginEngineExtension.vy")
+    engine, extension = _vyper("MarginEngine.vy", "layout"), _vyper("MarginEngineExtension.vy", "layout")
     assert engine["storage_layout"] == extension["storage_layout"]
     assert engine["transient_storage_layout"] == extension["transient_storage_layout"]
     # Everything lives in the ledger module: neither contract declares storage.
     assert list(engine["storage_layout"]) == ["ledger"]
 
 
-def _abi(name: str) -> list:
-    out = subprocess.run(
-        [sys.executable, "-m", "vyper", "-f", "abi", str(CONTRACTS / name)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
 def test_engine_and_extension_selectors_are_disjoint():
-    core_abi, ext_abi = _abi("MarginEngine.vy"), _abi("MarginEngineExtension.vy")
+    core_abi, ext_abi = _vyper("MarginEngine.vy", "abi"), _vyper("MarginEngineExtension.vy", "abi")
     core = {f["name"] for f in core_abi if f["type"] == "function"}
     ext = {f["name"] for f in ext_abi if f["type"] == "function"}
     # Only the immutables' getters are shared (the engine answers them itself).
