@@ -1,0 +1,5 @@
+"""``python -m keeper`` = ``xmargin-keeper``."""
+
+from .cli import main
+
+main()

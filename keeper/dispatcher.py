@@ -1,0 +1,385 @@
+"""Transaction dispatcher: owns the keeper's nonces (the idea of Euler's
+liquidation bot ``dispatcher.rs``).
+
+* One transaction per nonce ("slot"), EIP-1559 (type 2). A slot is signed,
+  written to sqlite and committed BEFORE it is broadcast: a kill -9 between
+  send and receipt leaves the exact signed bytes on disk; on restart they
+  are re-broadcast (same hash: never a second liquidation) or, if the
+  opportunity is gone, the nonce is cancelled -- never a gap.
+* Every block: slots whose nonce is below the account's mined nonce are
+  resolved (which of the slot's hashes has a receipt: success = mined,
+  revert = lost; none = the nonce went to another of our txs); a slot whose
+  tx the node no longer knows (dropped) is re-broadcast; a slot without a
+  receipt after ``bump_after_blocks`` is replaced with fee cap and tip each
+  raised by ``bump_percent`` (>= 12.5%) as long as gas_limit * fee cap stays
+  <= the expected profit; past that or after ``abandon_after_blocks`` (or
+  when re-simulation says the liquidation would now fail) the nonce is
+  abandoned: a 0-value self-transfer with bumped fees takes it.
+* Send errors are classified (:func:`classify_send_error`): nonce too low,
+  underpriced, already known, insufficient funds, other.
+* Dry run: everything is planned and logged, nothing is signed or sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Awaitable, Callable
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from .config import GasSettings
+from .metrics import Metrics
+from .rpc import Rpc, RpcError, RpcUnavailable
+from .store import DROPPED, LOST, MINED, PENDING, Store, TxRecord
+
+log = structlog.get_logger("keeper.dispatcher")
+
+CANCEL_GAS = 21_000
+
+
+class SendError(Enum):
+    NONE = "none"
+    NONCE_TOO_LOW = "nonce_too_low"
+    UNDERPRICED = "underpriced"
+    ALREADY_KNOWN = "already_known"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    UNAVAILABLE = "unavailable"  # transport failure: the tx may or may not have arrived
+    OTHER = "other"
+
+
+def classify_send_error(exc: Exception) -> SendError:
+    """Maps an eth_sendRawTransaction failure to a :class:`SendError`
+    (messages of geth, erigon, nethermind, reth and anvil)."""
+    if isinstance(exc, RpcUnavailable):
+        return SendError.UNAVAILABLE
+    msg = str(getattr(exc, "message", exc)).lower()
+    if "nonce too low" in msg or "nonce has already been used" in msg or "noncetoolow" in msg or "old nonce" in msg:
+        return SendError.NONCE_TOO_LOW
+    if "already known" in msg or "known transaction" in msg or "alreadyknown" in msg or "already imported" in msg:
+        return SendError.ALREADY_KNOWN
+    if "underpriced" in msg or "fee too low" in msg or "less than block base fee" in msg or "feecaptoolow" in msg or "max fee per gas less than" in msg:
+        return SendError.UNDERPRICED
+    if "insufficient funds" in msg or "insufficientfunds" in msg or "lack of funds" in msg:
+        return SendError.INSUFFICIENT_FUNDS
+    return SendError.OTHER
+
+
+def bumped(value: int, permille: int) -> int:
+    """value * (1 + permille/1000), rounded up, and at least value + 1."""
+    return max(value + 1, -(-value * (1000 + permille) // 1000))
+
+
+@dataclass(frozen=True)
+class Fees:
+    max_fee: int  # wei per gas
+    tip: int  # wei per gas
+
+
+def initial_fees(base_fee: int, gas: GasSettings) -> Fees:
+    """fee cap = base fee * multiplier + tip (capped by max_fee_gwei)."""
+    tip = gas.tip_wei
+    max_fee = min(base_fee * gas.base_fee_multiplier_percent // 100 + tip, gas.max_fee_wei)
+    return Fees(max_fee, min(tip, max_fee))
+
+
+# resimulate(slot) -> expected profit in wei if the liquidation would still
+# succeed now, or None if it would fail (the opportunity is gone).
+Resimulate = Callable[[TxRecord], Awaitable[int | None]]
+
+
+class Dispatcher:
+    """See module docstring. ``account`` None means dry run (no key)."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        store: Store,
+        account: LocalAccount | None,
+        chain_id: int,
+        gas: GasSettings,
+        metrics: Metrics,
+        *,
+        dry_run: bool = False,
+        on_resolved: Callable[[TxRecord], None] | None = None,
+    ):
+        self.rpc, self.store, self.account, self.chain_id = rpc, store, account, chain_id
+        self.gas, self.metrics = gas, metrics
+        self.dry_run = dry_run or account is None
+        self.on_resolved = on_resolved
+        self.address = account.address if account is not None else None
+        self.next_nonce: int | None = None
+        self.slots: dict[int, TxRecord] = {}
+        self.funds_blocked_until = 0  # block; no new sends after "insufficient funds"
+        self.paper: list[dict] = []  # dry run: what would have been sent
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self, head: int) -> None:
+        """Loads pending slots, resolves those already mined, re-broadcasts
+        the rest (the exact bytes persisted before the crash) and sets the
+        next nonce above both the chain and the store."""
+        if self.dry_run:
+            return
+        assert self.address is not None
+        mined_nonce = await self.rpc.nonce(self.address, "latest")
+        for slot in self.store.txs(PENDING):
+            self.slots[slot.nonce] = slot
+        highest = max(self.slots, default=-1)
+        self.next_nonce = max(mined_nonce, highest + 1)
+        pool_nonce = await self.rpc.nonce(self.address, "pending")
+        if pool_nonce > self.next_nonce:
+            log.warning("unknown_pending_txs", pool_nonce=pool_nonce, next_nonce=self.next_nonce,
+                        hint="another process uses this key; nonces may collide")
+            self.next_nonce = pool_nonce
+        for nonce in sorted(self.slots):
+            slot = self.slots[nonce]
+            if nonce < mined_nonce:
+                await self._resolve(slot)
+            else:
+                log.info("rebroadcast_after_restart", nonce=nonce, hash=slot.hash, kind=slot.kind)
+                await self._broadcast(slot, head, fresh=False)
+
+    def busy(self, account_key: str) -> bool:
+        """A liquidation of this account is in flight."""
+        return any(s.account == account_key and s.kind == "liquidation" for s in self.slots.values())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.slots)
+
+    # -- sending ------------------------------------------------------------------
+    def _sign(self, nonce: int, to: str, data: str, gas_limit: int, fees: Fees, value: int = 0) -> tuple[str, str]:
+        assert self.account is not None
+        signed = self.account.sign_transaction(
+            {
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": to_checksum_address(to),
+                "value": value,
+                "data": data,
+                "gas": gas_limit,
+                "maxFeePerGas": fees.max_fee,
+                "maxPriorityFeePerGas": fees.tip,
+            }
+        )
+        return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
+
+    async def send(
+        self,
+        *,
+        kind: str,
+        to: str,
+        data: str,
+        gas_limit: int,
+        fees: Fees,
+        head: int,
+        expected_profit_wei: int = 0,
+        account_key: str | None = None,
+        payload: dict | None = None,
+    ) -> TxRecord | None:
+        """Signs, persists, then broadcasts a new transaction on the next
+        nonce. Returns the slot (None in dry run or when it was refused)."""
+        if self.dry_run:
+            self.paper.append(dict(kind=kind, to=to, data=data, gas_limit=gas_limit, max_fee=fees.max_fee, tip=fees.tip,
+                                   expected_profit_wei=expected_profit_wei, account=account_key, block=head))
+            log.info("dry_run_would_send", kind=kind, to=to, account=account_key, gas_limit=gas_limit,
+                     max_fee=fees.max_fee, tip=fees.tip, expected_profit_wei=expected_profit_wei)
+            return None
+        if head < self.funds_blocked_until:
+            return None
+        assert self.next_nonce is not None
+        nonce = self.next_nonce
+        raw, tx_hash = self._sign(nonce, to, data, gas_limit, fees)
+        slot = TxRecord(
+            nonce=nonce, kind=kind, account=account_key, status=PENDING, raw=raw, hash=tx_hash, hashes=[tx_hash],
+            max_fee=fees.max_fee, tip=fees.tip, gas_limit=gas_limit, expected_profit_wei=expected_profit_wei,
+            sent_block=head, payload=dict(payload or {}, to=to, data=data),
+        )
+        self.store.save_tx(slot)  # persisted before the broadcast
+        self.slots[nonce] = slot
+        self.next_nonce = nonce + 1
+        ok = await self._broadcast(slot, head, fresh=True)
+        if ok and kind == "liquidation":
+            self.metrics.liquidations_sent.inc()
+        return slot if ok else None
+
+    async def _broadcast(self, slot: TxRecord, head: int, *, fresh: bool) -> bool:
+        """Sends slot.raw; handles the error classes. Returns False when the
+        slot was given up (nonce released or cancelled)."""
+        try:
+            await self.rpc.send_raw(slot.raw)
+            kind = SendError.NONE
+        except (RpcError, RpcUnavailable) as exc:
+            kind = classify_send_error(exc)
+            self.metrics.send_errors.labels(kind.value).inc()
+            log.warning("send_error", nonce=slot.nonce, kind=kind.value, error=str(exc)[:300], tx_kind=slot.kind)
+        slot.sent_block = head
+        if kind in (SendError.NONE, SendError.ALREADY_KNOWN, SendError.UNAVAILABLE):
+            # UNAVAILABLE: maybe sent. The slot stays pending; the next block's
+            # check re-broadcasts the same bytes if the node does not know it.
+            self.store.save_tx(slot)
+            log.info("tx_sent", nonce=slot.nonce, hash=slot.hash, kind=slot.kind, account=slot.account,
+                     max_fee=slot.max_fee, tip=slot.tip, gas_limit=slot.gas_limit, result=kind.value)
+            return True
+        if kind is SendError.NONCE_TOO_LOW:
+            # The nonce is taken: by one of this slot's earlier hashes (resolved
+            # next block) or by a tx we do not know. Re-read the chain nonce.
+            mined = await self.rpc.nonce(self.address, "latest")  # type: ignore[arg-type]
+            self.next_nonce = max(self.next_nonce or 0, mined)
+            if len(slot.hashes) > 1 or not fresh:
+                return True  # an earlier version may be the one mined: resolve next block
+            self._finish(slot, DROPPED, "nonce taken by an unknown transaction")
+            return False
+        if kind is SendError.UNDERPRICED and not fresh:
+            return True  # the pooled version stays; bumping happens on schedule
+        if kind is SendError.INSUFFICIENT_FUNDS:
+            self.funds_blocked_until = head + 5
+        # Not accepted: release the nonce if it is the last one, else fill it.
+        if slot.hashes and len(slot.hashes) > 1:
+            return True  # an older version of this nonce is still pooled
+        if self.next_nonce == slot.nonce + 1:
+            self.next_nonce = slot.nonce
+            self._finish(slot, DROPPED, f"refused: {kind.value}")
+            return False
+        await self._cancel(slot, head, reason=f"refused ({kind.value}) below later nonces")
+        return False
+
+    # -- per block -----------------------------------------------------------------
+    async def on_block(self, head: int, base_fee: int, resimulate: Resimulate) -> None:
+        """Resolves, re-broadcasts, bumps or abandons in-flight slots."""
+        if self.dry_run or not self.slots:
+            return
+        assert self.address is not None
+        mined_nonce = await self.rpc.nonce(self.address, "latest")
+        for nonce in sorted(self.slots):
+            slot = self.slots.get(nonce)
+            if slot is None:
+                continue
+            if nonce < mined_nonce:
+                await self._resolve(slot)
+                continue
+            if slot.kind == "liquidation" and nonce == mined_nonce:
+                # Next to be mined: still worth it?
+                profit = None
+                try:
+                    profit = await resimulate(slot)
+                except (RpcError, RpcUnavailable):
+                    profit = slot.expected_profit_wei
+                if profit is None:
+                    log.info("abandon_liquidation", nonce=nonce, account=slot.account, reason="simulation fails now")
+                    self.metrics.liquidations_lost.inc()
+                    await self._cancel(slot, head, reason="opportunity gone")
+                    continue
+                slot.expected_profit_wei = profit
+            known = await self.rpc.transaction(slot.hash)
+            if known is None:
+                log.warning("tx_dropped_rebroadcast", nonce=nonce, hash=slot.hash)
+                await self._broadcast(slot, head, fresh=False)
+                continue
+            age = head - slot.sent_block
+            if age < self.gas.bump_after_blocks:
+                continue
+            await self._bump(slot, head, base_fee)
+
+    async def _bump(self, slot: TxRecord, head: int, base_fee: int) -> None:
+        p = self.gas.bump_permille
+        fees = Fees(bumped(slot.max_fee, p), bumped(slot.tip, p))
+        fees = Fees(max(fees.max_fee, base_fee + fees.tip), fees.tip)
+        age_total = head - int(slot.payload.get("first_block", slot.sent_block))
+        affordable = slot.kind == "cancel" or fees.max_fee * slot.gas_limit <= slot.expected_profit_wei
+        if fees.max_fee > self.gas.max_fee_wei:
+            affordable = False
+        if slot.kind == "liquidation" and (not affordable or age_total >= self.gas.abandon_after_blocks):
+            log.info("abandon_liquidation", nonce=slot.nonce, account=slot.account,
+                     reason="fee cap reached" if not affordable else "too old",
+                     max_fee=fees.max_fee, expected_profit_wei=slot.expected_profit_wei)
+            await self._cancel(slot, head, reason="stuck")
+            return
+        if slot.kind == "cancel" and fees.max_fee > self.gas.max_fee_wei:
+            log.warning("cancel_stuck_at_fee_ceiling", nonce=slot.nonce, max_fee=slot.max_fee)
+            return
+        await self._replace(slot, head, fees, slot.payload["to"], slot.payload["data"], slot.gas_limit)
+        self.metrics.replacements.inc()
+
+    async def _replace(self, slot: TxRecord, head: int, fees: Fees, to: str, data: str, gas_limit: int) -> None:
+        slot.payload.setdefault("first_block", slot.sent_block)
+        raw, tx_hash = self._sign(slot.nonce, to, data, gas_limit, fees)
+        slot.raw, slot.hash = raw, tx_hash
+        slot.hashes.append(tx_hash)
+        slot.max_fee, slot.tip, slot.gas_limit = fees.max_fee, fees.tip, gas_limit
+        slot.bumps += 1
+        self.store.save_tx(slot)  # persisted before the broadcast
+        log.info("tx_replaced", nonce=slot.nonce, kind=slot.kind, hash=tx_hash, max_fee=fees.max_fee, tip=fees.tip,
+                 bumps=slot.bumps)
+        await self._broadcast(slot, head, fresh=False)
+
+    async def _cancel(self, slot: TxRecord, head: int, *, reason: str) -> None:
+        """Replaces the slot with a 0-value self-transfer (fee cap and tip
+        +bump_percent), so the nonce is used and later nonces are not stuck."""
+        assert self.address is not None
+        p = self.gas.bump_permille
+        fees = Fees(bumped(slot.max_fee, p), bumped(slot.tip, p))
+        if slot.kind == "liquidation" and slot.account is not None:
+            slot.payload["cancelled_account"] = slot.account
+        slot.kind = "cancel"
+        slot.account = None
+        slot.expected_profit_wei = 0
+        slot.payload.update(to=self.address, data="0x", cancel_reason=reason)
+        self.metrics.cancels.inc()
+        log.info("tx_cancel", nonce=slot.nonce, reason=reason, max_fee=fees.max_fee, tip=fees.tip)
+        await self._replace(slot, head, fees, self.address, "0x", CANCEL_GAS)
+
+    async def _resolve(self, slot: TxRecord) -> None:
+        """The slot's nonce is mined: find which version (if any) made it."""
+        for tx_hash in reversed(slot.hashes):
+            try:
+                receipt = await self.rpc.receipt(tx_hash)
+            except RpcUnavailable:
+                return  # try again next block
+            if receipt is None:
+                continue
+            ok = int(receipt.get("status", "0x0"), 16) == 1
+            slot.hash = tx_hash
+            if slot.kind == "liquidation":
+                if ok:
+                    self.metrics.liquidations_mined.inc()
+                    self.metrics.send_to_mined.observe(max(0.0, time.time() - slot.created_at))
+                    self._finish(slot, MINED, "mined")
+                else:
+                    self.metrics.liquidations_lost.inc()
+                    self._finish(slot, LOST, "reverted on chain (pre-empted)")
+            else:
+                self._finish(slot, MINED if ok else LOST, "mined")
+            return
+        # No receipt for any of our versions although the nonce is used:
+        # the chain may still be indexing, or a tx we did not persist used it.
+        age = time.time() - slot.updated_at
+        if age > 30:
+            self._finish(slot, LOST, "nonce used by an unknown transaction")
+
+    def _finish(self, slot: TxRecord, status: str, reason: str) -> None:
+        slot.status = status
+        self.store.save_tx(slot)
+        self.slots.pop(slot.nonce, None)
+        log.info("tx_final", nonce=slot.nonce, status=status, kind=slot.kind, account=slot.account,
+                 hash=slot.hash, reason=reason)
+        if self.on_resolved is not None:
+            self.on_resolved(slot)
+
+    async def check_reorged(self, lookback: int = 32) -> None:
+        """After a reorg: slots marked mined whose nonce is no longer mined
+        come back as pending (and are re-broadcast by the next on_block)."""
+        if self.dry_run or self.address is None:
+            return
+        mined_nonce = await self.rpc.nonce(self.address, "latest")
+        for slot in self.store.txs()[-lookback:]:
+            if slot.status in (MINED, LOST) and slot.nonce >= mined_nonce:
+                slot.status = PENDING
+                self.store.save_tx(slot)
+                self.slots[slot.nonce] = slot
+                self.next_nonce = max(self.next_nonce or 0, slot.nonce + 1)
+                log.warning("tx_unmined_by_reorg", nonce=slot.nonce, hash=slot.hash)
