@@ -1,0 +1,499 @@
+"""The replay report, read from the chain after the run.
+
+Every figure comes from the node (events, receipts, views at past blocks),
+never from what the replay meant to do:
+
+- liquidations: `Liquidation` events of the engine in the replay's blocks;
+  USD values use the feed answer at the event's block (`latestAnswer` at
+  that block), so they are the prices the engine used;
+- bad debt / insurance fund / socialised losses: `BadDebtSettled`,
+  `InsuranceFundUsed`, `LossSocialised`, `CollateralForfeited` events;
+- keeper latency: for each liquidation episode of an account, the blocks
+  from the first feed-update block after which the account stayed below
+  maintenance (health read at that block) to its first liquidation; a
+  follow-up liquidation of an account that never came back above
+  maintenance belongs to the same episode;
+- health distribution and insurance fund: `MarginLens.healths` and
+  `MarginLens.market` at one block per simulated hour;
+- end state: `MarginLens.healths` of every account at the last block.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from .prices import iso
+
+ROOT = Path(__file__).resolve().parents[2]
+WAD = 10**18
+RATIO_BUCKETS = [(0, 1.0, "< 1.00 (below maintenance)"), (1.0, 1.1, "1.00-1.10"), (1.1, 1.25, "1.10-1.25"),
+                 (1.25, 1.5, "1.25-1.50"), (1.5, 2.0, "1.50-2.00"), (2.0, float("inf"), ">= 2.00")]
+EVENTS = ("Liquidation", "BadDebtSettled", "InsuranceFundUsed", "LossSocialised", "CollateralForfeited")
+
+
+def engine_abi() -> list:
+    return json.loads((ROOT / "abi" / "MarginEngine.json").read_text())
+
+
+def lens_abi() -> list:
+    return json.loads((ROOT / "abi" / "MarginLens.json").read_text())
+
+
+def event_topic(name: str) -> str:
+    """keccak of the event signature, e.g. Liquidation(address,...)."""
+    (item,) = [i for i in engine_abi() if i["type"] == "event" and i["name"] == name]
+    signature = f"{name}({','.join(i['type'] for i in item['inputs'])})"
+    return "0x" + Web3.keccak(text=signature).hex().removeprefix("0x")
+
+
+FEED_ABI = [{"name": "latestAnswer", "type": "function", "stateMutability": "view", "inputs": [],
+             "outputs": [{"name": "", "type": "int256"}]}]
+
+
+@dataclass
+class Chain:
+    """Read access to the replay's node."""
+
+    w3: Web3
+    rpc: Any  # scripts._xmargin_sim.rpc.Rpc (batched JSON-RPC)
+    engine: Any
+    lens: Any
+    record: dict
+
+    @classmethod
+    def connect(cls, url: str, record: dict) -> "Chain":
+        from scripts._xmargin_sim.rpc import Rpc
+
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+        return cls(w3, Rpc(url), w3.eth.contract(address=record["engine"], abi=engine_abi()),
+                   w3.eth.contract(address=record["lens"], abi=lens_abi()), record)
+
+    def events(self, name: str, start: int, end: int) -> list[dict]:
+        topic = event_topic(name)
+        logs = self.rpc.call("eth_getLogs", {"fromBlock": hex(start), "toBlock": hex(end), "address": self.record["engine"],
+                                             "topics": [topic]})
+        out = []
+        for raw in logs:
+            log = self.w3.eth.contract(abi=engine_abi()).events[name]().process_log(_to_log(raw))
+            out.append({"block": log["blockNumber"], "tx": log["transactionHash"].to_0x_hex(), "log_index": log["logIndex"],
+                        **dict(log["args"])})
+        return out
+
+    def call_batch(self, calls: list[tuple[str, str, int]]) -> list[bytes]:
+        """[(to, data hex, block)] -> raw results."""
+        results = self.rpc.batch([("eth_call", [{"to": to, "data": data}, hex(block)]) for to, data, block in calls])
+        return [bytes.fromhex(r.removeprefix("0x")) for r in results]
+
+
+def _to_log(raw: dict) -> dict:
+    from hexbytes import HexBytes
+
+    return {
+        "address": to_checksum_address(raw["address"]),
+        "topics": [HexBytes(t) for t in raw["topics"]],
+        "data": HexBytes(raw["data"]),
+        "blockNumber": int(raw["blockNumber"], 16),
+        "transactionHash": HexBytes(raw["transactionHash"]),
+        "transactionIndex": int(raw["transactionIndex"], 16),
+        "blockHash": HexBytes(raw["blockHash"]),
+        "logIndex": int(raw["logIndex"], 16),
+        "removed": False,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Analysis
+# ---------------------------------------------------------------------------
+
+
+def analyse(run) -> dict:
+    """The report (a JSON-able dict) of a finished ReplayRun."""
+    chain = Chain.connect(run.rpc_url, run.record)
+    record = run.record
+    symbols = {a["token"].lower(): s for s, a in record["assets"].items()}
+    info = _asset_info(chain, record)
+    start, end = run.first_block, run.last_block
+    ev = {name: chain.events(name, start, end) for name in EVENTS}
+    borrowers = [a for a in run.accounts if not a.is_lender]
+    refs = [(to_checksum_address(a.owner), a.sub_id) for a in borrowers]
+
+    # prices at event blocks (the answers the engine read)
+    price_at = _prices_at(chain, record, {e["block"] for name in EVENTS for e in ev[name]})
+
+    def usd(token: str, amount: int, block: int) -> float:
+        s = symbols[token.lower()]
+        return amount / 10 ** info[s]["decimals"] * price_at[(s, block)] / 1e8
+
+    liqs = ev["Liquidation"]
+    by_asset: dict[str, dict] = {}
+    for e in liqs:
+        r, s = symbols[e["repay_asset"].lower()], symbols[e["seize_asset"].lower()]
+        by_asset.setdefault(r, {"repaid": 0, "repaid_usd": 0.0, "seized": 0, "seized_usd": 0.0, "to_insurance": 0, "to_insurance_usd": 0.0})
+        by_asset.setdefault(s, {"repaid": 0, "repaid_usd": 0.0, "seized": 0, "seized_usd": 0.0, "to_insurance": 0, "to_insurance_usd": 0.0})
+        by_asset[r]["repaid"] += e["repaid"]
+        by_asset[r]["repaid_usd"] += usd(e["repay_asset"], e["repaid"], e["block"])
+        by_asset[s]["seized"] += e["seized"]
+        by_asset[s]["seized_usd"] += usd(e["seize_asset"], e["seized"], e["block"])
+        by_asset[s]["to_insurance"] += e["to_insurance"]
+        by_asset[s]["to_insurance_usd"] += usd(e["seize_asset"], e["to_insurance"], e["block"])
+    liquidators: dict[str, int] = {}
+    for e in liqs:
+        liquidators[e["liquidator"]] = liquidators.get(e["liquidator"], 0) + 1
+
+    def per_asset(events: list[dict], field: str) -> dict:
+        out: dict[str, dict] = {}
+        for e in events:
+            s = symbols[e["asset"].lower()]
+            o = out.setdefault(s, {"amount": 0, "usd": 0.0, "events": 0})
+            o["amount"] += e[field]
+            o["usd"] += usd(e["asset"], e[field], e["block"])
+            o["events"] += 1
+        return out
+
+    bad_debt = per_asset(ev["BadDebtSettled"], "debt")
+    senders = _tx_senders(chain, {e["tx"] for e in ev["BadDebtSettled"]})
+    gas = _gas(chain, liqs, run.settle_txs)
+    latency = _latency(chain, run, liqs)
+    samples = _samples(chain, run, refs, info)
+    end_h = _healths(chain, refs, end)
+    below = [r for r, h in zip(refs, end_h) if h[1] < 0]
+    liquidatable_end = [r for r, h in zip(refs, end_h) if h[1] < 0 and h[4]]
+    with_debt = sum(1 for h in end_h if h[3] != 2**256 - 1)
+
+    blocks = sorted({e["block"] for e in liqs})
+    stamps = dict(zip(blocks, (int(b["timestamp"], 16) for b in chain.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])))) if blocks else {}
+    liquidation_events = [
+        {
+            "block": e["block"], "t": stamps[e["block"]], "tx": e["tx"], "owner": e["owner"], "sub_id": e["sub_id"],
+            "liquidator": e["liquidator"], "repay": symbols[e["repay_asset"].lower()], "seize": symbols[e["seize_asset"].lower()],
+            "repaid": e["repaid"], "seized": e["seized"], "to_insurance": e["to_insurance"], "bonus_wad": e["bonus"],
+            "repaid_usd": round(usd(e["repay_asset"], e["repaid"], e["block"]), 2),
+            "seize_price": price_at[(symbols[e["seize_asset"].lower()], e["block"])] / 1e8,
+        }
+        for e in sorted(liqs, key=lambda e: (e["block"], e["log_index"]))
+    ]
+    return {
+        "scenario": {
+            "name": run.plan.scenario.name,
+            "source": run.plan.scenario.source,
+            "description": run.plan.scenario.description,
+            "from_utc": iso(run.plan.scenario.start),
+            "to_utc": iso(run.plan.scenario.end),
+        },
+        "setup": {
+            "accounts": len(run.accounts),
+            "borrowers": len(borrowers),
+            "lenders": len(run.accounts) - len(borrowers),
+            "seed": run.options.seed,
+            "profile": run.options.profile,
+            "substeps_per_hour": run.options.substeps if run.plan.scenario.source == "coinbase" else None,
+            "deviation_bps": run.options.deviation_bps,
+            "heartbeat_s": run.options.heartbeat,
+            "blocks_per_step": run.options.blocks_per_step,
+            "block_wall_s": run.options.block_wall,
+            "keeper": run.options.keeper,
+            "keeper_address": run.keeper_address,
+            "rejected_rounds": run.plan.rejected_rounds,
+            "oracle_bounds_note": "WETH/WBTC min_price widened to $10/$100 (local.yaml: $100/$1000) so Black Thursday's $90 ETH is accepted",
+        },
+        "chain": {
+            "first_block": start,
+            "last_block": end,
+            "price_steps": len(run.plan.steps),
+            "feed_updates": {s: len(v) for s, v in run.update_blocks.items()},
+            "drain_blocks": run.drain_blocks_used,
+        },
+        "liquidations": {
+            "count": len(liqs),
+            "accounts": len({(e["owner"], e["sub_id"]) for e in liqs}),
+            "volume_usd": sum(a["repaid_usd"] for a in by_asset.values()),
+            "seized_usd": sum(a["seized_usd"] for a in by_asset.values()),
+            "to_insurance_usd": sum(a["to_insurance_usd"] for a in by_asset.values()),
+            "by_asset": by_asset,
+            "liquidators": liquidators,
+        },
+        "bad_debt": {
+            "events": len(ev["BadDebtSettled"]),
+            "accounts": len({(e["owner"], e["sub_id"]) for e in ev["BadDebtSettled"]}),
+            "usd": sum(a["usd"] for a in bad_debt.values()),
+            "by_asset": bad_debt,
+            "settled_by": {addr: n for addr, n in _count(senders.values()).items()},
+            "settled_by_replay": len(run.settle_txs),
+        },
+        "collateral_forfeited": per_asset(ev["CollateralForfeited"], "amount"),
+        "insurance_fund_used": per_asset(ev["InsuranceFundUsed"], "amount"),
+        "losses_socialised": per_asset(ev["LossSocialised"], "amount"),
+        "keeper_latency_blocks": latency,
+        "gas": gas,
+        "end": {
+            "block": end,
+            "accounts_below_maintenance": len(below),
+            "liquidatable": len(liquidatable_end),
+            "borrowers_with_debt": with_debt,
+            "below_maintenance_refs": [f"{o}:{s}" for o, s in below[:20]],
+        },
+        "samples": samples,
+        "liquidation_events": liquidation_events,
+        "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
+    }
+
+
+def _count(items) -> dict:
+    out: dict = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+def _asset_info(chain: Chain, record: dict) -> dict:
+    out = {}
+    for s, a in record["assets"].items():
+        c = chain.lens.functions.asset_config(a["token"]).call()
+        out[s] = {"token": a["token"], "feed": a["feed"], "decimals": c[3]}
+    return out
+
+
+def _prices_at(chain: Chain, record: dict, blocks: set[int]) -> dict[tuple[str, int], int]:
+    feed = chain.w3.eth.contract(abi=FEED_ABI)
+    data = feed.encode_abi("latestAnswer", args=[])
+    keys = [(s, b) for b in sorted(blocks) for s in record["assets"]]
+    raw = chain.call_batch([(record["assets"][s]["feed"], data, b) for s, b in keys])
+    return {k: int.from_bytes(r[-32:], "big", signed=True) for k, r in zip(keys, raw)}
+
+
+def _tx_senders(chain: Chain, hashes: set[str]) -> dict[str, str]:
+    if not hashes:
+        return {}
+    txs = chain.rpc.batch([("eth_getTransactionByHash", [h]) for h in sorted(hashes)])
+    return {t["hash"]: to_checksum_address(t["from"]) for t in txs}
+
+
+def _gas(chain: Chain, liqs: list[dict], settle_txs: list[str]) -> dict:
+    def stats(hashes: list[str]) -> dict:
+        if not hashes:
+            return {"txs": 0, "total": 0, "mean": 0, "max": 0}
+        receipts = chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        used = [int(r["gasUsed"], 16) for r in receipts]
+        return {"txs": len(used), "total": sum(used), "mean": round(sum(used) / len(used)), "max": max(used)}
+
+    return {"liquidation": stats(sorted({e["tx"] for e in liqs})), "settle_bad_debt": stats(sorted(set(settle_txs)))}
+
+
+def _healths(chain: Chain, refs: list[tuple[str, int]], block: int) -> list[tuple]:
+    out = []
+    for i in range(0, len(refs), 256):
+        out += [tuple(h) for h in chain.lens.functions.healths(refs[i:i + 256]).call(block_identifier=block)]
+    return out
+
+
+def _maintenance_at(chain: Chain, queries: list[tuple[tuple[str, int], int]]) -> list[int]:
+    """engine.health(owner, sub_id)[1] at each (ref, block), batched."""
+    calls = [(chain.record["engine"], chain.engine.encode_abi("health", args=[o, s]), b) for (o, s), b in queries]
+    raw = chain.call_batch(calls)
+    return [int.from_bytes(r[32:64], "big", signed=True) for r in raw]
+
+
+def _latency(chain: Chain, run, liqs: list[dict]) -> dict:
+    """Blocks from detection (see module docstring) to the first liquidation of each episode."""
+    update_blocks = sorted({b for s, ups in run.update_blocks.items() for b, _ in ups})
+    by_account: dict[tuple[str, int], list[int]] = {}
+    for e in sorted(liqs, key=lambda e: (e["block"], e["log_index"])):
+        by_account.setdefault((e["owner"], e["sub_id"]), []).append(e["block"])
+    latencies: list[int] = []
+    for ref, blocks in by_account.items():
+        episode_floor = 0  # blocks <= this belong to an earlier episode
+        for i, liq_block in enumerate(blocks):
+            if i > 0 and liq_block == blocks[i - 1]:
+                continue
+            if i > 0:
+                # same episode if the account stayed below maintenance at every
+                # update block since the previous liquidation
+                between = [b for b in update_blocks if blocks[i - 1] <= b < liq_block]
+                if between and all(h < 0 for h in _maintenance_at(chain, [(ref, b) for b in between])):
+                    continue
+                episode_floor = blocks[i - 1]
+            candidates = [b for b in update_blocks if episode_floor < b < liq_block][::-1]
+            detected = liq_block - 1
+            # walk back while the account was already below maintenance
+            for chunk_start in range(0, len(candidates), 8):
+                chunk = candidates[chunk_start:chunk_start + 8]
+                values = _maintenance_at(chain, [(ref, b) for b in chunk])
+                stop = False
+                for b, h in zip(chunk, values):
+                    if h < 0:
+                        detected = b
+                    else:
+                        stop = True
+                        break
+                if stop:
+                    break
+            latencies.append(liq_block - detected)
+    if not latencies:
+        return {"episodes": 0}
+    latencies.sort()
+    hist = _count(latencies)
+    return {
+        "episodes": len(latencies),
+        "min": latencies[0],
+        "median": statistics.median(latencies),
+        "p90": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))],
+        "max": latencies[-1],
+        "mean": round(sum(latencies) / len(latencies), 2),
+        "histogram": {str(k): v for k, v in sorted(hist.items())},
+    }
+
+
+def _samples(chain: Chain, run, refs, info) -> list[dict]:
+    """One sample per simulated hour: health-ratio buckets of the borrowers,
+    insurance fund per asset (USD), prices; block = first block of the step."""
+    out = []
+    next_hour = None
+    markets = {}
+    for step, block in zip(run.plan.steps, run.step_blocks):
+        if next_hour is not None and step.t < next_hour:
+            continue
+        next_hour = (step.t // 3600 + 1) * 3600
+        out.append(_sample(chain, run, refs, info, step.t, block, markets))
+    out.append(_sample(chain, run, refs, info, None, run.last_block, markets))
+    return out
+
+
+def _sample(chain: Chain, run, refs, info, t, block, markets) -> dict:
+    healths = _healths(chain, refs, block)
+    buckets = [0] * len(RATIO_BUCKETS)
+    ratios = []
+    for h in healths:
+        if h[3] == 2**256 - 1:
+            continue  # no debt (fully repaid / written off)
+        r = h[3] / WAD
+        ratios.append(r)
+        for i, (lo, hi, _) in enumerate(RATIO_BUCKETS):
+            if lo <= r < hi:
+                buckets[i] += 1
+                break
+    fund = {}
+    prices = {}
+    for s, a in info.items():
+        m = chain.lens.functions.market(a["token"]).call(block_identifier=block)
+        # MarketView: ..., insurance_fund (index 11), last_update, price (13, USD WAD per unit * 1e18)
+        fund[s] = m[11] / 10 ** a["decimals"]
+        prices[s] = m[13] * 10 ** a["decimals"] / WAD / WAD
+    ts = t if t is not None else int(chain.w3.eth.get_block(block)["timestamp"])
+    return {
+        "t": ts,
+        "utc": iso(ts),
+        "block": block,
+        "ratio_buckets": buckets,
+        "with_debt": len(ratios),
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "insurance_fund": fund,
+        "insurance_fund_usd": sum(fund[s] * prices[s] for s in fund),
+        "prices": prices,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.0f}"
+
+
+def write_report(report: dict, out_dir: Path, wall_time: float, plots: list[str]) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = dict(report, wall_time_s=round(wall_time, 1))
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    md_path = out_dir / "report.md"
+    md_path.write_text(render_markdown(report, plots))
+    return md_path, json_path
+
+
+def render_markdown(r: dict, plots: list[str]) -> str:
+    sc, su, li, bd, lat, g, end = r["scenario"], r["setup"], r["liquidations"], r["bad_debt"], r["keeper_latency_blocks"], r["gas"], r["end"]
+    lines = [
+        f"# Crash replay: {sc['name']}",
+        "",
+        f"{sc['description']}. Window {sc['from_utc']} to {sc['to_utc']} UTC ({sc['source']} data).",
+        "",
+        f"Generated by `python -m scripts.replay` (`make replay`); every figure below is read from the chain "
+        f"(events, receipts, lens views at past blocks). Wall time {r['wall_time_s']:.0f} s "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in r['timings_s'].items())}).",
+        "",
+        "## Setup",
+        "",
+        f"- {su['accounts']} accounts ({su['borrowers']} borrowers, {su['lenders']} lenders), seed {su['seed']}, profile `{su['profile']}` "
+        "(scripts/_xmargin_sim).",
+        f"- Feeds follow Chainlink's rule: a new answer on a {su['deviation_bps'] / 100:g}% deviation or after {su['heartbeat_s']} s; "
+        + (f"hourly candles walked through open, extremes, close in {su['substeps_per_hour']} steps per hour." if su['substeps_per_hour'] else "recorded rounds replayed as published.")
+        + f" Each price step is {su['blocks_per_step']} blocks; steps with a new answer are mined {su['block_wall_s']} s apart (wall) so the keeper can react.",
+        f"- Keeper: {su['keeper']}" + (f" (`xmargin-keeper run`, {su['keeper_address']})" if su['keeper_address'] else "") + ".",
+        f"- {su['oracle_bounds_note']}.",
+        f"- Blocks {r['chain']['first_block']}..{r['chain']['last_block']}, {r['chain']['price_steps']} price steps, feed answers published: "
+        + ", ".join(f"{s} {n}" for s, n in r["chain"]["feed_updates"].items()) + ".",
+        "",
+        "## Headline",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| liquidations | {li['count']} on {li['accounts']} accounts |",
+        f"| liquidation volume (debt repaid) | {_usd(li['volume_usd'])} |",
+        f"| collateral seized (incl. insurance share) | {_usd(li['seized_usd'])} |",
+        f"| insurance share of seizures | {_usd(li['to_insurance_usd'])} |",
+        f"| bad debt written off | {_usd(bd['usd'])} ({bd['events']} BadDebtSettled events, {bd['accounts']} accounts) |",
+        f"| insurance fund used | {_usd(sum(a['usd'] for a in r['insurance_fund_used'].values()))} |",
+        f"| losses socialised to depositors | {_usd(sum(a['usd'] for a in r['losses_socialised'].values()))} |",
+        f"| keeper latency, blocks (median / p90 / max) | "
+        + (f"{lat['median']} / {lat['p90']} / {lat['max']} over {lat['episodes']} episodes |" if lat.get("episodes") else "n/a |"),
+        f"| gas per liquidation (mean / max) | {g['liquidation']['mean']:,} / {g['liquidation']['max']:,} ({g['liquidation']['txs']} txs, {g['liquidation']['total']:,} total) |",
+        f"| gas per settle_bad_debt (mean) | {g['settle_bad_debt']['mean']:,} ({g['settle_bad_debt']['txs']} txs by the replay) |",
+        f"| accounts below maintenance at the end | **{end['accounts_below_maintenance']}** |",
+        "",
+        "## Liquidations by asset",
+        "",
+        "| asset | repaid | repaid USD | seized | seized USD | to insurance |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s, a in li["by_asset"].items():
+        lines.append(f"| {s} | {a['repaid']} | {_usd(a['repaid_usd'])} | {a['seized']} | {_usd(a['seized_usd'])} | {a['to_insurance']} |")
+    lines += ["", "Amounts in token units (WETH 18, WBTC 8, USDC 6 decimals); USD at the feed answer of the event's block.", ""]
+    lines += ["## Bad debt, insurance fund, socialised losses", ""]
+    for title, key in (("Bad debt written off (BadDebtSettled)", "bad_debt"), ("Collateral forfeited to the fund", "collateral_forfeited"),
+                       ("Insurance fund used", "insurance_fund_used"), ("Losses socialised", "losses_socialised")):
+        data = r[key]["by_asset"] if key == "bad_debt" else r[key]
+        body = ", ".join(f"{s}: {v['amount']} units ({_usd(v['usd'])}, {v['events']} events)" for s, v in data.items()) or "none"
+        lines.append(f"- {title}: {body}")
+    lines += [
+        f"- Settled by: " + (", ".join(f"{a} ({n})" for a, n in bd["settled_by"].items()) or "nobody") + f"; the replay sent {bd['settled_by_replay']} settle_bad_debt transaction(s) after the drain.",
+        "",
+        "## Keeper latency",
+        "",
+        "Blocks from the first feed-update block after which an account stayed below maintenance to its first liquidation "
+        "(a follow-up liquidation of an account that never recovered is the same episode).",
+        "",
+    ]
+    if lat.get("episodes"):
+        lines.append("| blocks | episodes |")
+        lines.append("|---:|---:|")
+        lines += [f"| {k} | {v} |" for k, v in lat["histogram"].items()]
+    lines += [
+        "",
+        "## End state",
+        "",
+        f"At block {end['block']}: {end['accounts_below_maintenance']} account(s) below maintenance, {end['liquidatable']} liquidatable, "
+        f"{end['borrowers_with_debt']} borrowers still with debt.",
+        "",
+    ]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
