@@ -124,6 +124,7 @@ class Keeper:
         self._last_resync = time.monotonic()
         self._cooldown: dict[AccountKey, int] = {}
         self._skip_logged: dict[AccountKey, str] = {}
+        self._losses: dict[str, int] = {}
         self._server: HealthServer | None = None
         self.symbols = {a.asset_id: s for s, a in self.deployment.assets.items()}
         self.engine = self.deployment.engine
@@ -542,11 +543,21 @@ class Keeper:
             self._cooldown[skip.key] = block + cooldown
 
     def _on_resolved(self, slot: TxRecord) -> None:
+        account = slot.account or slot.payload.get("cancelled_account")
         if slot.kind == "liquidation" and slot.status == "mined":
             try:
                 self.metrics.profit_usd_wad.inc(int(slot.payload.get("profit_usd_wad", "0")))
             except ValueError:
                 pass
+            if account:
+                self._losses.pop(account, None)
+        elif account:
+            # Lost (reverted on chain, or cancelled): back off exponentially
+            # on this account so a faster competitor causes no retry storm.
+            n = self._losses[account] = self._losses.get(account, 0) + 1
+            owner, sub = account.split(":")
+            self._cooldown[(owner, int(sub))] = self.state.processed + min(2**n, 32)
+            log.info("liquidation_lost_backoff", account=account, losses=n, blocks=min(2**n, 32))
 
     async def _resimulate(self, slot: TxRecord) -> int | None:
         sender = self.address

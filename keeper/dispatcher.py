@@ -271,36 +271,43 @@ class Dispatcher:
                     profit = slot.expected_profit_wei
                 if profit is None:
                     log.info("abandon_liquidation", nonce=nonce, account=slot.account, reason="simulation fails now")
-                    self.metrics.liquidations_lost.inc()
-                    await self._cancel(slot, head, reason="opportunity gone")
+                    await self._cancel(slot, head, reason="opportunity gone", base_fee=base_fee)
                     continue
                 slot.expected_profit_wei = profit
             known = await self.rpc.transaction(slot.hash)
-            if known is None:
+            if known is None and slot.max_fee >= base_fee:
+                # Dropped (node restart, anvil_dropTransaction, pool eviction): same bytes again.
                 log.warning("tx_dropped_rebroadcast", nonce=nonce, hash=slot.hash)
                 await self._broadcast(slot, head, fresh=False)
                 continue
             age = head - slot.sent_block
-            if age < self.gas.bump_after_blocks:
+            if known is not None and age < self.gas.bump_after_blocks:
                 continue
+            # Stuck (no receipt after bump_after_blocks) or evicted below the base fee.
             await self._bump(slot, head, base_fee)
 
-    async def _bump(self, slot: TxRecord, head: int, base_fee: int) -> None:
+    def _bumped_fees(self, slot: TxRecord, base_fee: int) -> Fees:
+        """Fee cap and tip each +bump_percent, and the cap at least base fee + tip (includable)."""
         p = self.gas.bump_permille
-        fees = Fees(bumped(slot.max_fee, p), bumped(slot.tip, p))
-        fees = Fees(max(fees.max_fee, base_fee + fees.tip), fees.tip)
-        age_total = head - int(slot.payload.get("first_block", slot.sent_block))
-        affordable = slot.kind == "cancel" or fees.max_fee * slot.gas_limit <= slot.expected_profit_wei
-        if fees.max_fee > self.gas.max_fee_wei:
-            affordable = False
-        if slot.kind == "liquidation" and (not affordable or age_total >= self.gas.abandon_after_blocks):
-            log.info("abandon_liquidation", nonce=slot.nonce, account=slot.account,
-                     reason="fee cap reached" if not affordable else "too old",
-                     max_fee=fees.max_fee, expected_profit_wei=slot.expected_profit_wei)
-            await self._cancel(slot, head, reason="stuck")
+        tip = bumped(slot.tip, p)
+        return Fees(max(bumped(slot.max_fee, p), base_fee + tip), tip)
+
+    async def _bump(self, slot: TxRecord, head: int, base_fee: int) -> None:
+        fees = self._bumped_fees(slot, base_fee)
+        if slot.kind == "cancel":
+            if fees.max_fee > self.gas.max_fee_wei:
+                log.warning("cancel_stuck_at_fee_ceiling", nonce=slot.nonce, max_fee=slot.max_fee, base_fee=base_fee)
+                return
+            await self._replace(slot, head, fees, slot.payload["to"], slot.payload["data"], slot.gas_limit)
+            self.metrics.replacements.inc()
             return
-        if slot.kind == "cancel" and fees.max_fee > self.gas.max_fee_wei:
-            log.warning("cancel_stuck_at_fee_ceiling", nonce=slot.nonce, max_fee=slot.max_fee)
+        first = int(slot.payload.get("first_block", slot.sent_block))
+        affordable = fees.max_fee * slot.gas_limit <= slot.expected_profit_wei and fees.max_fee <= self.gas.max_fee_wei
+        if not affordable or head - first >= self.gas.abandon_after_blocks:
+            log.info("abandon_liquidation", nonce=slot.nonce, account=slot.account,
+                     reason="fee cap would exceed the expected profit" if not affordable else "too old",
+                     max_fee=fees.max_fee, gas_limit=slot.gas_limit, expected_profit_wei=slot.expected_profit_wei)
+            await self._cancel(slot, head, reason="stuck", base_fee=base_fee)
             return
         await self._replace(slot, head, fees, slot.payload["to"], slot.payload["data"], slot.gas_limit)
         self.metrics.replacements.inc()
@@ -317,14 +324,17 @@ class Dispatcher:
                  bumps=slot.bumps)
         await self._broadcast(slot, head, fresh=False)
 
-    async def _cancel(self, slot: TxRecord, head: int, *, reason: str) -> None:
+    async def _cancel(self, slot: TxRecord, head: int, *, reason: str, base_fee: int = 0) -> None:
         """Replaces the slot with a 0-value self-transfer (fee cap and tip
-        +bump_percent), so the nonce is used and later nonces are not stuck."""
+        +bump_percent, cap at least base fee * multiplier + tip, at most
+        gas.max_fee_gwei), so the nonce is used and later nonces are not stuck."""
         assert self.address is not None
-        p = self.gas.bump_permille
-        fees = Fees(bumped(slot.max_fee, p), bumped(slot.tip, p))
-        if slot.kind == "liquidation" and slot.account is not None:
+        fees = self._bumped_fees(slot, base_fee)
+        fees = Fees(min(max(fees.max_fee, base_fee * self.gas.base_fee_multiplier_percent // 100 + fees.tip),
+                        max(self.gas.max_fee_wei, fees.max_fee)), fees.tip)
+        if slot.kind == "liquidation":
             slot.payload["cancelled_account"] = slot.account
+            slot.payload["liquidation_hashes"] = list(slot.hashes)
         slot.kind = "cancel"
         slot.account = None
         slot.expected_profit_wei = 0
@@ -344,6 +354,10 @@ class Dispatcher:
                 continue
             ok = int(receipt.get("status", "0x0"), 16) == 1
             slot.hash = tx_hash
+            if tx_hash in slot.payload.get("liquidation_hashes", ()):
+                # The cancel lost the race to an earlier liquidation version.
+                slot.kind = "liquidation"
+                slot.account = slot.payload.get("cancelled_account")
             if slot.kind == "liquidation":
                 if ok:
                     self.metrics.liquidations_mined.inc()
@@ -353,6 +367,8 @@ class Dispatcher:
                     self.metrics.liquidations_lost.inc()
                     self._finish(slot, LOST, "reverted on chain (pre-empted)")
             else:
+                if slot.payload.get("cancelled_account"):
+                    self.metrics.liquidations_lost.inc()  # the cancel took the liquidation's nonce
                 self._finish(slot, MINED if ok else LOST, "mined")
             return
         # No receipt for any of our versions although the nonce is used:

@@ -30,7 +30,7 @@ recomputed (``holders`` index).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from . import risk_model as rm
 
@@ -48,6 +48,9 @@ class Account:
     sub_id: int
     positions: dict[int, list[int]] = field(default_factory=dict)
     last_risk_block: int = 0  # block of the last health-lowering action (cool-off rule)
+    # asset id -> (deposit factor version, collateral, debt factor version, liability): the
+    # per-asset contributions of the last recompute, reused while the asset's factors are unchanged
+    cache: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def key(self) -> AccountKey:
@@ -95,8 +98,7 @@ class AssetFactors:
     error: int
 
 
-@dataclass(frozen=True, slots=True)
-class HealthEntry:
+class HealthEntry(NamedTuple):
     """Maintenance collateral and debt (USD WAD) of an account at ``now``."""
 
     collateral: int
@@ -141,6 +143,8 @@ class Replica:
         self.paused_until = 0  # unix s
         self._factors: dict[int, AssetFactors] = {}
         self._factors_now: int | None = None
+        self._versions: dict[int, tuple[int, int]] = {}  # asset id -> (deposit, debt) factor versions
+        self._version = 0
 
     # -- markets and prices -----------------------------------------------------
     def set_market(self, state: rm.AssetState) -> None:
@@ -175,6 +179,15 @@ class Replica:
             _, bi = m.indexes_now(now)
             aw, lw = rm.weights(m.risk, m.effective_ramp, MAINTENANCE, now)
             out[i] = AssetFactors(m.deposit_index, bi, q.price, aw, lw, q.error)
+            old = self._factors.get(i)
+            dv, bv = self._versions.get(i, (0, 0))
+            if old is None or (old.deposit_index, old.price, old.aw) != (m.deposit_index, q.price, aw):
+                self._version += 1
+                dv = self._version
+            if old is None or (old.borrow_index, old.price, old.lw) != (bi, q.price, lw):
+                self._version += 1
+                bv = self._version
+            self._versions[i] = (dv, bv)
         self._factors, self._factors_now = out, now
         return out
 
@@ -192,6 +205,7 @@ class Replica:
         for i in list(acc.positions):
             self._unhold(acc, i)
         acc.positions = {i: [d, b] for i, (d, b) in positions.items() if d or b}
+        acc.cache.clear()
         acc.last_risk_block = last_risk_block
         for i in acc.positions:
             self.holders.setdefault(i, set()).add(acc.key)
@@ -208,6 +222,7 @@ class Replica:
             pos = acc.positions[asset_id] = [0, 0]
             self.holders.setdefault(asset_id, set()).add(acc.key)
         prev_block = acc.last_risk_block
+        acc.cache.pop(asset_id, None)
         pos[0] += d_deposit
         pos[1] += d_borrow
         if pos[0] < 0 or pos[1] < 0:
@@ -284,7 +299,12 @@ class Replica:
           debt       += ceil(ceil(ceil(bs * bi_now / W) * price / W) * lw / W)  (bs != 0)
         (deposit at the stored index, debt accrued to now; see risk_model.contribution).
         """
-        f = self.factors(now)
+        factors = self.factors(now)
+        versions = self._versions
+        f = {
+            i: (versions[i][0], fa.deposit_index, fa.price, fa.aw, versions[i][1], fa.borrow_index, fa.lw, fa.error)
+            for i, fa in factors.items()
+        }
         accounts = self.accounts
         health = self.health
         liq = self.liquidatable
@@ -298,17 +318,29 @@ class Replica:
             c = 0
             d = 0
             valid = True
-            for i, pos in acc.positions.items():
-                fa = f[i]
-                if fa.error:
+            cache = acc.cache
+            for i, (ds, bs) in acc.positions.items():
+                dv, di, price, aw, bv, bi, lw, err = f[i]
+                if err:
                     valid = False
-                ds, bs = pos
-                if ds and fa.aw:
-                    c += (ds * fa.deposit_index // W) * fa.price // W * fa.aw // W
+                hit = cache.get(i)
+                if hit is not None and hit[0] == dv and hit[2] == bv:
+                    c += hit[1]
+                    d += hit[3]
+                    continue
+                if hit is not None and hit[0] == dv:
+                    ci = hit[1]
+                else:
+                    ci = (ds * di // W) * price // W * aw // W if ds and aw else 0
+                li = 0
                 if bs:
-                    x = -(-(bs * fa.borrow_index) // W)
-                    x = -(-(x * fa.price) // W)
-                    d += -(-(x * fa.lw) // W)
+                    # ceil(ceil(ceil(bs * bi / W) * price / W) * lw / W); -(-a // b) = ceil(a / b)
+                    x = -(-(bs * bi) // W)
+                    x = -(-(x * price) // W)
+                    li = -(-(x * lw) // W)
+                cache[i] = (dv, ci, bv, li)
+                c += ci
+                d += li
             health[key] = HealthEntry(c, d, valid, now)
             if c < d:
                 liq.add(key)

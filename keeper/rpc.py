@@ -221,7 +221,7 @@ class HeadSubscription:
         from web3 import AsyncWeb3, WebSocketProvider
 
         try:
-            self._w3 = await AsyncWeb3(WebSocketProvider(self.url, request_timeout=self.timeout, max_connection_retries=0))
+            self._w3 = await AsyncWeb3(WebSocketProvider(self.url, request_timeout=self.timeout, max_connection_retries=1))
         except Exception as exc:
             raise RpcUnavailable(f"websocket {self.url}: {exc.__class__.__name__}: {exc}") from None
 
