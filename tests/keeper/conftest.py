@@ -104,18 +104,19 @@ class Scenario:
 
         self.sim.set_price(symbol, self.sim.price(symbol) * Decimal(factor))
 
-    def liquidated_refs(self, from_block: int) -> set[tuple[str, int]]:
-        """(owner, sub_id) of every engine Liquidation event since `from_block`."""
-        engine = self.sim.engine
-        out = set()
-        logs = self.node.rpc.call("eth_getLogs", {"fromBlock": hex(from_block), "toBlock": "latest", "address": self.sim.record.engine})
-        for raw in logs:
-            try:
-                ev = engine.events.Liquidation().process_log(_attrdict_log(raw))
-            except Exception:
-                continue
-            out.add((ev["args"]["owner"], ev["args"]["sub_id"]))
+    def liquidation_events(self, from_block: int) -> list[tuple[str, int]]:
+        """(owner, sub_id) of every engine Liquidation event since
+        `from_block` on the canonical chain, in order (repeats kept)."""
+        event = self.sim.engine.events.Liquidation()
+        flt = {"fromBlock": hex(from_block), "toBlock": "latest", "address": self.sim.record.engine, "topics": [event.topic]}
+        out = []
+        for raw in self.node.rpc.call("eth_getLogs", flt):
+            ev = event.process_log(_attrdict_log(raw))
+            out.append((ev["args"]["owner"], ev["args"]["sub_id"]))
         return out
+
+    def liquidated_refs(self, from_block: int) -> set[tuple[str, int]]:
+        return set(self.liquidation_events(from_block))
 
 
 def _attrdict_log(raw: dict) -> Any:
