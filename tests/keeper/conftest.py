@@ -53,6 +53,7 @@ class Scenario:
     tmp: Path
     keeper_account: Any
     keepers: list[InProcessKeeper] = field(default_factory=list)
+    active: InProcessKeeper | None = None  # the keeper `step`/`drop_price` wait for by default
 
     @property
     def accounts(self) -> list[SimAccount]:
@@ -74,6 +75,7 @@ class Scenario:
         )
         k = InProcessKeeper(settings, account=self.keeper_account)
         self.keepers.append(k)
+        self.active = k
         if start:
             k.start()
             self.settle(k)
@@ -82,12 +84,14 @@ class Scenario:
     def head(self) -> int:
         return self.node.block_number()
 
-    def step(self, keeper: InProcessKeeper | None = None, blocks: int = 1) -> int:
-        """Mines `blocks` blocks one at a time, each time waiting until the
-        keeper's handler finished with it. Returns the new head."""
+    def step(self, keeper: InProcessKeeper | None = None, blocks: int = 1, wait: bool = True) -> int:
+        """Mines `blocks` blocks one at a time, each time waiting (unless
+        `wait` is False) until the keeper's handler -- `keeper` or the active
+        one -- finished with it. Returns the new head."""
+        keeper = keeper or self.active
         for _ in range(blocks):
             head = self.node.mine(1)
-            if keeper is not None:
+            if wait and keeper is not None:
                 keeper.wait_step(head)
         return self.head()
 
@@ -98,11 +102,17 @@ class Scenario:
         pending = self.node.rpc.call("txpool_status")
         assert int(pending["pending"], 16) == 0, pending
 
-    def drop_price(self, symbol: str, factor: str) -> None:
-        """Moves the mock feed to price * factor (one mined block)."""
+    def drop_price(self, symbol: str, factor: str, wait: bool = True) -> int:
+        """Moves the mock feed to price * factor (one mined block) and waits
+        (unless `wait` is False) for the active keeper to handle that block.
+        Returns the block of the update."""
         from decimal import Decimal
 
-        self.sim.set_price(symbol, self.sim.price(symbol) * Decimal(factor))
+        receipt = self.sim.set_price(symbol, self.sim.price(symbol) * Decimal(factor))
+        block = int(receipt["blockNumber"], 16)
+        if wait and self.active is not None:
+            self.active.wait_step(block)
+        return block
 
     def liquidation_events(self, from_block: int) -> list[tuple[str, int]]:
         """(owner, sub_id) of every engine Liquidation event since

@@ -16,9 +16,9 @@ def test_rpc_errors_timeouts_and_429s(scenario):
     keeper = sc.keeper()
     start = sc.head() + 1
     with sc.proxy.outage("http429"):
-        sc.drop_price("WETH", "0.80")
+        sc.drop_price("WETH", "0.80", wait=False)
         expected = set(sc.liquidatable())
-        sc.step(blocks=2)  # the keeper cannot see these blocks
+        sc.step(blocks=2, wait=False)  # the keeper cannot see these blocks
         assert sc.proxy.injected() > 0 and sc.liquidated_refs(start) == set()
     cleared = sc.head()
     sc.proxy.inject("eth_getLogs", "error", count=2)
