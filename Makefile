@@ -90,3 +90,13 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) node_modules
+
+# Crash replay (scripts/replay.py, docs/replay/): a private anvil, `ape run
+# deploy`, 500 seeded accounts, the keeper as a separate process, Black
+# Thursday prices through Chainlink-rule mock feeds; report + plots in
+# out/replay/<scenario>/. Other windows: make replay REPLAY_ARGS="--scenario chainlink-2023-08"
+# (python -m scripts.replay --help).
+REPLAY_ARGS ?=
+.PHONY: replay
+replay: setup
+	python -m scripts.replay $(REPLAY_ARGS)

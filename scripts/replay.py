@@ -50,10 +50,10 @@ def main(scenario, start, end, source, accounts, seed, profile, substeps, blocks
     from scripts._xmargin_replay.prices import SCENARIOS, ReplayInputError, build_plan, iso, resolve_scenario
     from scripts._xmargin_replay.processes import install_signal_handlers
 
-    console = Console()
+    console = Console(soft_wrap=True)
     if list_only:
         for s in SCENARIOS.values():
-            console.print(f"{s.name:20} {iso(s.start)} .. {iso(s.end)} UTC  {s.source:9}  {s.description}")
+            click.echo(f"{s.name:20} {iso(s.start)} .. {iso(s.end)} UTC  {s.source:9}  {s.description}")
         return
     try:
         sc = resolve_scenario(scenario, start, end, source)

@@ -1,7 +1,8 @@
 """PNG plots of a replay report (matplotlib, Agg backend: no display needed).
 
-- prices.png: WETH and WBTC feed prices per sample, liquidations marked at
-  their blocks' times (one marker per Liquidation event);
+- prices.png: every WETH and WBTC answer the feeds published (AnswerUpdated
+  events), liquidations marked at their blocks' times and feed prices (one
+  marker per Liquidation event, by seized asset);
 - health.png: borrowers by maintenance health ratio bucket over time
   (stacked), from MarginLens.healths at one block per simulated hour;
 - insurance.png: insurance fund per asset in USD over time.
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import RATIO_BUCKETS  # noqa: E402
+from .observer import RATIO_BUCKETS  # noqa: E402
 
 
 def _dt(ts: int) -> datetime:
@@ -44,7 +45,9 @@ def write_plots(report: dict, liquidation_points: list[tuple[int, str, float]], 
 
     fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     for ax, symbol, color in zip(axes, ("WETH", "WBTC"), ("tab:blue", "tab:orange")):
-        ax.plot(times, [s["prices"][symbol] for s in samples], color=color, label=f"{symbol} feed (USD)")
+        path = report["feed_path"][symbol]
+        ax.step([_dt(t) for t, _ in path], [p for _, p in path], where="post", color=color, linewidth=1,
+                label=f"{symbol} feed answers ({len(path)})")
         pts = [(t, p) for t, sym, p in liquidation_points if sym == symbol]
         if pts:
             ax.scatter([_dt(t) for t, _ in pts], [p for _, p in pts], marker="v", color="red", s=14, zorder=3,

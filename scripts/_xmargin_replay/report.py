@@ -1,27 +1,23 @@
-"""The replay report, read from the chain after the run.
-
-Every figure comes from the node (events, receipts, views at past blocks),
-never from what the replay meant to do:
+"""The replay report: every figure read from the chain, never from what the
+replay meant to do.
 
 - liquidations: `Liquidation` events of the engine in the replay's blocks;
-  USD values use the feed answer at the event's block (`latestAnswer` at
-  that block), so they are the prices the engine used;
+  USD values use the feed answer in force at the event's block (the last
+  `AnswerUpdated` event of the feed at or before it), i.e. the price the
+  engine used;
 - bad debt / insurance fund / socialised losses: `BadDebtSettled`,
   `InsuranceFundUsed`, `LossSocialised`, `CollateralForfeited` events;
-- keeper latency: for each liquidation episode of an account, the blocks
-  from the first feed-update block after which the account stayed below
-  maintenance (health read at that block) to its first liquidation; a
-  follow-up liquidation of an account that never came back above
-  maintenance belongs to the same episode;
-- health distribution and insurance fund: `MarginLens.healths` and
-  `MarginLens.market` at one block per simulated hour;
-- end state: `MarginLens.healths` of every account at the last block.
+  gas: the receipts of the liquidation and settlement transactions;
+- keeper latency, hourly health distribution, insurance fund over time and
+  the end state: read from the chain head while the replay ran
+  (observer.py: `MarginEngine.weighted_health` of every borrower at each
+  feed-update block, `MarginLens.market` hourly), because anvil answers
+  calls at old blocks slowly.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +26,11 @@ from typing import Any
 from eth_utils import to_checksum_address
 from web3 import Web3
 
+from .observer import RATIO_BUCKETS  # noqa: F401 (re-exported for plots)
 from .prices import iso
 
 ROOT = Path(__file__).resolve().parents[2]
 WAD = 10**18
-RATIO_BUCKETS = [(0, 1.0, "< 1.00 (below maintenance)"), (1.0, 1.1, "1.00-1.10"), (1.1, 1.25, "1.10-1.25"),
-                 (1.25, 1.5, "1.25-1.50"), (1.5, 2.0, "1.50-2.00"), (2.0, float("inf"), ">= 2.00")]
 EVENTS = ("Liquidation", "BadDebtSettled", "InsuranceFundUsed", "LossSocialised", "CollateralForfeited")
 
 
@@ -125,12 +120,17 @@ def analyse(run) -> dict:
     borrowers = [a for a in run.accounts if not a.is_lender]
     refs = [(to_checksum_address(a.owner), a.sub_id) for a in borrowers]
 
-    # prices at event blocks (the answers the engine read)
-    price_at = _prices_at(chain, record, {e["block"] for name in EVENTS for e in ev[name]})
+    # prices at event blocks: the answer in force (last AnswerUpdated at or before the block)
+    feed_path = _feed_path(chain, record, 0, end)
+
+    def price_at_block(symbol: str, block: int) -> int:
+        blocks = [b for b, _, _ in feed_path[symbol]]
+        i = bisect_right(blocks, block) - 1
+        return feed_path[symbol][i][2]
 
     def usd(token: str, amount: int, block: int) -> float:
         s = symbols[token.lower()]
-        return amount / 10 ** info[s]["decimals"] * price_at[(s, block)] / 1e8
+        return amount / 10 ** info[s]["decimals"] * price_at_block(s, block) / 1e8
 
     liqs = ev["Liquidation"]
     by_asset: dict[str, dict] = {}
@@ -161,12 +161,12 @@ def analyse(run) -> dict:
     bad_debt = per_asset(ev["BadDebtSettled"], "debt")
     senders = _tx_senders(chain, {e["tx"] for e in ev["BadDebtSettled"]})
     gas = _gas(chain, liqs, run.settle_txs)
-    latency = _latency(chain, run, liqs)
-    samples = _samples(chain, run, refs, info)
-    end_h = _healths(chain, refs, end)
-    below = [r for r, h in zip(refs, end_h) if h[1] < 0]
-    liquidatable_end = [r for r, h in zip(refs, end_h) if h[1] < 0 and h[4]]
-    with_debt = sum(1 for h in end_h if h[3] != 2**256 - 1)
+    latency = run.latency.summary()
+    samples = [dict(x, utc=iso(x["t"])) for x in run.samples]
+    end_h = run.end_healths
+    below = [r for r, h in zip(refs, end_h) if h.below_maintenance]
+    liquidatable_end = [r for r, h in zip(refs, end_h) if h.below_maintenance and h.prices_valid]
+    with_debt = sum(1 for h in end_h if h.debt)
 
     blocks = sorted({e["block"] for e in liqs})
     stamps = dict(zip(blocks, (int(b["timestamp"], 16) for b in chain.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])))) if blocks else {}
@@ -176,7 +176,7 @@ def analyse(run) -> dict:
             "liquidator": e["liquidator"], "repay": symbols[e["repay_asset"].lower()], "seize": symbols[e["seize_asset"].lower()],
             "repaid": e["repaid"], "seized": e["seized"], "to_insurance": e["to_insurance"], "bonus_wad": e["bonus"],
             "repaid_usd": round(usd(e["repay_asset"], e["repaid"], e["block"]), 2),
-            "seize_price": price_at[(symbols[e["seize_asset"].lower()], e["block"])] / 1e8,
+            "seize_price": price_at_block(symbols[e["seize_asset"].lower()], e["block"]) / 1e8,
         }
         for e in sorted(liqs, key=lambda e: (e["block"], e["log_index"]))
     ]
@@ -241,6 +241,7 @@ def analyse(run) -> dict:
             "below_maintenance_refs": [f"{o}:{s}" for o, s in below[:20]],
         },
         "samples": samples,
+        "feed_path": {sym: [[t, a / 1e8] for b, t, a in path if b >= start] for sym, path in feed_path.items()},
         "liquidation_events": liquidation_events,
         "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
     }
@@ -253,20 +254,27 @@ def _count(items) -> dict:
     return out
 
 
+ANSWER_UPDATED = "0x" + Web3.keccak(text="AnswerUpdated(int256,uint256,uint256)").hex().removeprefix("0x")
+
+
+def _feed_path(chain: Chain, record: dict, start: int, end: int) -> dict[str, list[tuple[int, int, int]]]:
+    """Every answer the mock feeds published (AnswerUpdated events):
+    symbol -> [(block, updatedAt, answer with 8 decimals)], in order."""
+    out = {}
+    for s, a in record["assets"].items():
+        logs = chain.rpc.call("eth_getLogs", {"fromBlock": hex(start), "toBlock": hex(end), "address": a["feed"],
+                                              "topics": [ANSWER_UPDATED]})
+        out[s] = [(int(log["blockNumber"], 16), int(log["data"][2:66], 16),
+                   int.from_bytes(bytes.fromhex(log["topics"][1][2:]), "big", signed=True)) for log in logs]
+    return out
+
+
 def _asset_info(chain: Chain, record: dict) -> dict:
     out = {}
     for s, a in record["assets"].items():
         c = chain.lens.functions.asset_config(a["token"]).call()
         out[s] = {"token": a["token"], "feed": a["feed"], "decimals": c[3]}
     return out
-
-
-def _prices_at(chain: Chain, record: dict, blocks: set[int]) -> dict[tuple[str, int], int]:
-    feed = chain.w3.eth.contract(abi=FEED_ABI)
-    data = feed.encode_abi("latestAnswer", args=[])
-    keys = [(s, b) for b in sorted(blocks) for s in record["assets"]]
-    raw = chain.call_batch([(record["assets"][s]["feed"], data, b) for s, b in keys])
-    return {k: int.from_bytes(r[-32:], "big", signed=True) for k, r in zip(keys, raw)}
 
 
 def _tx_senders(chain: Chain, hashes: set[str]) -> dict[str, str]:
@@ -285,124 +293,6 @@ def _gas(chain: Chain, liqs: list[dict], settle_txs: list[str]) -> dict:
         return {"txs": len(used), "total": sum(used), "mean": round(sum(used) / len(used)), "max": max(used)}
 
     return {"liquidation": stats(sorted({e["tx"] for e in liqs})), "settle_bad_debt": stats(sorted(set(settle_txs)))}
-
-
-def _healths(chain: Chain, refs: list[tuple[str, int]], block: int) -> list[tuple]:
-    out = []
-    for i in range(0, len(refs), 256):
-        out += [tuple(h) for h in chain.lens.functions.healths(refs[i:i + 256]).call(block_identifier=block)]
-    return out
-
-
-def _maintenance_at(chain: Chain, queries: list[tuple[tuple[str, int], int]]) -> list[int]:
-    """engine.health(owner, sub_id)[1] at each (ref, block), batched."""
-    calls = [(chain.record["engine"], chain.engine.encode_abi("health", args=[o, s]), b) for (o, s), b in queries]
-    raw = chain.call_batch(calls)
-    return [int.from_bytes(r[32:64], "big", signed=True) for r in raw]
-
-
-def _latency(chain: Chain, run, liqs: list[dict]) -> dict:
-    """Blocks from detection (see module docstring) to the first liquidation of each episode."""
-    update_blocks = sorted({b for s, ups in run.update_blocks.items() for b, _ in ups})
-    by_account: dict[tuple[str, int], list[int]] = {}
-    for e in sorted(liqs, key=lambda e: (e["block"], e["log_index"])):
-        by_account.setdefault((e["owner"], e["sub_id"]), []).append(e["block"])
-    latencies: list[int] = []
-    for ref, blocks in by_account.items():
-        episode_floor = 0  # blocks <= this belong to an earlier episode
-        for i, liq_block in enumerate(blocks):
-            if i > 0 and liq_block == blocks[i - 1]:
-                continue
-            if i > 0:
-                # same episode if the account stayed below maintenance at every
-                # update block since the previous liquidation
-                between = [b for b in update_blocks if blocks[i - 1] <= b < liq_block]
-                if between and all(h < 0 for h in _maintenance_at(chain, [(ref, b) for b in between])):
-                    continue
-                episode_floor = blocks[i - 1]
-            candidates = [b for b in update_blocks if episode_floor < b < liq_block][::-1]
-            detected = liq_block - 1
-            # walk back while the account was already below maintenance
-            for chunk_start in range(0, len(candidates), 8):
-                chunk = candidates[chunk_start:chunk_start + 8]
-                values = _maintenance_at(chain, [(ref, b) for b in chunk])
-                stop = False
-                for b, h in zip(chunk, values):
-                    if h < 0:
-                        detected = b
-                    else:
-                        stop = True
-                        break
-                if stop:
-                    break
-            latencies.append(liq_block - detected)
-    if not latencies:
-        return {"episodes": 0}
-    latencies.sort()
-    hist = _count(latencies)
-    return {
-        "episodes": len(latencies),
-        "min": latencies[0],
-        "median": statistics.median(latencies),
-        "p90": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))],
-        "max": latencies[-1],
-        "mean": round(sum(latencies) / len(latencies), 2),
-        "histogram": {str(k): v for k, v in sorted(hist.items())},
-    }
-
-
-def _samples(chain: Chain, run, refs, info) -> list[dict]:
-    """One sample per simulated hour: health-ratio buckets of the borrowers,
-    insurance fund per asset (USD), prices; block = first block of the step."""
-    out = []
-    next_hour = None
-    markets = {}
-    for step, block in zip(run.plan.steps, run.step_blocks):
-        if next_hour is not None and step.t < next_hour:
-            continue
-        next_hour = (step.t // 3600 + 1) * 3600
-        out.append(_sample(chain, run, refs, info, step.t, block, markets))
-    out.append(_sample(chain, run, refs, info, None, run.last_block, markets))
-    return out
-
-
-def _sample(chain: Chain, run, refs, info, t, block, markets) -> dict:
-    healths = _healths(chain, refs, block)
-    buckets = [0] * len(RATIO_BUCKETS)
-    ratios = []
-    for h in healths:
-        if h[3] == 2**256 - 1:
-            continue  # no debt (fully repaid / written off)
-        r = h[3] / WAD
-        ratios.append(r)
-        for i, (lo, hi, _) in enumerate(RATIO_BUCKETS):
-            if lo <= r < hi:
-                buckets[i] += 1
-                break
-    fund = {}
-    prices = {}
-    for s, a in info.items():
-        m = chain.lens.functions.market(a["token"]).call(block_identifier=block)
-        # MarketView: ..., insurance_fund (index 11), last_update, price (13, USD WAD per unit * 1e18)
-        fund[s] = m[11] / 10 ** a["decimals"]
-        prices[s] = m[13] * 10 ** a["decimals"] / WAD / WAD
-    ts = t if t is not None else int(chain.w3.eth.get_block(block)["timestamp"])
-    return {
-        "t": ts,
-        "utc": iso(ts),
-        "block": block,
-        "ratio_buckets": buckets,
-        "with_debt": len(ratios),
-        "median_ratio": statistics.median(ratios) if ratios else None,
-        "insurance_fund": fund,
-        "insurance_fund_usd": sum(fund[s] * prices[s] for s in fund),
-        "prices": prices,
-    }
-
-
-# ---------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------
 
 
 def _usd(x: float) -> str:

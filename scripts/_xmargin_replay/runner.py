@@ -45,6 +45,7 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from .prices import HOUR, PricePlan, Scenario, build_plan
+from .observer import HealthObserver, LatencyTracker, markets, sample
 from .processes import Children
 from .report import event_topic
 
@@ -100,6 +101,9 @@ class ReplayRun:
     keeper_exit: int | None = None
     run_dir: Path | None = None
     drain_blocks_used: int = 0
+    latency: LatencyTracker = field(default_factory=LatencyTracker)
+    samples: list[dict] = field(default_factory=list)  # hourly health buckets + insurance fund
+    end_healths: list = field(default_factory=list)  # AccountHealth per borrower at last_block
 
 
 # ---------------------------------------------------------------------------
@@ -179,7 +183,10 @@ address = "{address}"
 [strategy]
 mode = "inventory"
 min_profit_usd = "0"
-native_price_symbol = "WETH"
+# gas valued at $0: the replay measures the protocol, not keeper economics --
+# every liquidation with a positive bonus is sent (see docs/replay/README.md)
+native_price_usd = "0"
+price_drift_bps = 10
 max_candidates_per_block = 64
 
 [gas]
@@ -290,6 +297,11 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
                         timings=timings, run_dir=run_dir)
         run.update_blocks = {s: [] for s in sim.assets}
         engine = record["engine"]
+        refs = [(to_checksum_address(a.owner), a.sub_id) for a in borrowers]
+        observer = HealthObserver(rpc, engine, refs)
+        tracker = run.latency
+        tokens = {s: a["token"] for s, a in record["assets"].items()}
+        decimals = {s: sim.assets[s].token_decimals for s in tokens}
         liq_topic = event_topic("Liquidation")
         stable = [s for s in sim.assets if s not in plan.steps[0].prices]
         stable_last: dict[str, int] = {s: -(10**12) for s in stable}
@@ -297,6 +309,7 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
         last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
         t0 = time.monotonic()
         active_next = False
+        next_sample = plan.steps[0].t
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
@@ -310,41 +323,60 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
                 for symbol, answer in sends.items():
                     sim.call_fn(sim.feeds[symbol], "set_answer", answer, wait=False, gas=200_000)
                 active = bool(step.updates) or active_next
-                first = None
-                for j in range(options.blocks_per_step):
-                    ts = max(last_ts + 1, step.t + j * BLOCK_SECONDS)
-                    if not active and j == 0:
-                        rpc.call("evm_setNextBlockTimestamp", ts)
-                        rpc.call("anvil_mine", hex(options.blocks_per_step), hex(BLOCK_SECONDS))
-                        last_ts = ts + BLOCK_SECONDS * (options.blocks_per_step - 1)
-                        first = int(rpc.call("eth_blockNumber"), 16) - options.blocks_per_step + 1
-                        break
-                    if j > 0:
-                        time.sleep(options.block_wall)
-                    rpc.call("evm_mine", ts)
-                    last_ts = ts
-                    if j == 0:
-                        first = int(rpc.call("eth_blockNumber"), 16)
+                wants_sample = step.t >= next_sample
+                healths = None
+                if active:
+                    for j in range(options.blocks_per_step):
+                        ts = max(last_ts + 1, step.t + j * BLOCK_SECONDS)
+                        rpc.call("evm_mine", ts)
+                        last_ts = ts
+                        mined_at = time.monotonic()
+                        if j == 0:
+                            first = int(rpc.call("eth_blockNumber"), 16)
+                            # read every borrower's health at the update block while the keeper works on it
+                            healths = observer.observe()
+                            tracker.observe(first, refs, healths)
+                        if j < options.blocks_per_step - 1:
+                            time.sleep(max(0.0, options.block_wall - (time.monotonic() - mined_at)))
+                else:
+                    ts = max(last_ts + 1, step.t)
+                    rpc.call("evm_setNextBlockTimestamp", ts)
+                    rpc.call("anvil_mine", hex(options.blocks_per_step), hex(BLOCK_SECONDS))
+                    last_ts = ts + BLOCK_SECONDS * (options.blocks_per_step - 1)
+                    first = int(rpc.call("eth_blockNumber"), 16) - options.blocks_per_step + 1
                 run.step_blocks.append(first)
                 for symbol, answer in sends.items():
                     run.update_blocks[symbol].append((first, answer))
                 last = int(rpc.call("eth_blockNumber"), 16)
                 logs = rpc.call("eth_getLogs", {"fromBlock": hex(first), "toBlock": hex(last), "address": engine,
                                                 "topics": [liq_topic]})
+                for log in logs:
+                    owner = to_checksum_address("0x" + log["topics"][1][-40:])
+                    sub_id = int(log["data"][2:66], 16)
+                    tracker.liquidated((owner, sub_id), int(log["blockNumber"], 16))
                 liquidations += len(logs)
-                active_next = bool(logs) and keeper_proc is not None
+                # keep pacing blocks while the keeper has work: liquidations just
+                # happened, or accounts seen below maintenance are not served yet
+                waiting = any(ref not in tracker.served for ref in tracker.since)
+                active_next = keeper_proc is not None and (bool(logs) or waiting)
+                if wants_sample:
+                    next_sample = (step.t // HOUR + 1) * HOUR
+                    if healths is None:
+                        healths = observer.observe()
+                    run.samples.append(sample(step.t, first, healths, markets(rpc, record["lens"], tokens), decimals))
                 if keeper_proc is not None and keeper_proc.poll() is not None:
                     raise ReplayError(f"the keeper exited with code {keeper_proc.returncode}:\n{_tail(run_dir / 'keeper.log')}")
                 progress.update(task, advance=1, info=f"{_fmt_time(step.t)}  ETH {step.prices['WETH'] / 1e8:>8,.2f}  "
                                                       f"BTC {step.prices['WBTC'] / 1e8:>9,.2f}  liquidations {liquidations}")
         timings["replay"] = time.monotonic() - t0
+        console.print(f"replayed {len(plan.steps)} price steps in {timings['replay']:.1f} s: {liquidations} liquidations")
 
         # -- drain, settle -------------------------------------------------------------------
         t0 = time.monotonic()
-        refs = [(a.owner, a.sub_id) for a in borrowers]
         drained = 0
         while keeper_proc is not None and drained < options.drain_blocks:
-            if not sim.liquidatable(refs):
+            healths = observer.observe()
+            if not any(h.below_maintenance and h.prices_valid and h.debt for h in healths):
                 break
             time.sleep(options.block_wall * 2)
             last_ts += BLOCK_SECONDS
@@ -356,8 +388,11 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
             run.keeper_exit = keeper_proc.returncode
         # settle with automine on (the keeper is stopped: nothing else sends)
         rpc.call("evm_setAutomine", True)
-        run.settle_txs = settle_bad_debt(sim, refs, record)
+        dust = sim.engine.functions.liquidation_settings().call()[0]
+        run.settle_txs = settle_bad_debt(sim, refs, observer.observe(), dust)
         run.last_block = int(rpc.call("eth_blockNumber"), 16)
+        run.end_healths = observer.observe()
+        run.samples.append(sample(last_ts, run.last_block, run.end_healths, markets(rpc, record["lens"], tokens), decimals))
         timings["drain_settle"] = time.monotonic() - t0
 
         t0 = time.monotonic()
@@ -390,23 +425,18 @@ def _warm_up(rpc, keeper_proc, ts: int, run_dir: Path, seconds: float = 4.0) -> 
         rpc.call("evm_mine", last)
 
 
-def settle_bad_debt(sim, refs: list[tuple[str, int]], record: dict) -> list[str]:
-    """settle_bad_debt for every account with debt, maintenance health < 0
-    and collateral worth less than the dust threshold (the engine checks the
-    same; nothing that would revert is sent). Returns the tx hashes."""
-    engine = sim.engine
-    dust = engine.functions.liquidation_settings().call()[0]
-    healths = sim.healths(refs)
+def settle_bad_debt(sim, refs: list[tuple[str, int]], healths: list, dust: int) -> list[str]:
+    """settle_bad_debt for every account with debt, below maintenance, whose
+    collateral is worth less than the dust threshold `dust` (USD WAD) -- the
+    engine's own conditions, so nothing that would revert is sent. Returns
+    the transaction hashes."""
     hashes = []
     for (owner, sub_id), h in zip(refs, healths):
-        if h[1] >= 0:
+        if not (h.debt and h.below_maintenance and h.prices_valid):
             continue
-        # unweighted collateral value: kinds bit 3; all assets
-        weighted = engine.functions.weighted_health(to_checksum_address(owner), sub_id, 2**64 - 1, 8).call()
-        collateral_value, debt_value = weighted[0][3], weighted[1][3]
-        if debt_value == 0 or not (collateral_value == 0 or collateral_value < dust):
+        if not (h.collateral_value == 0 or h.collateral_value < dust):
             continue
-        receipt = sim.call_fn(engine, "settle_bad_debt", to_checksum_address(owner), sub_id, gas=3_000_000)
+        receipt = sim.call_fn(sim.engine, "settle_bad_debt", owner, sub_id, gas=3_000_000)
         hashes.append(receipt["transactionHash"])
     return hashes
 
