@@ -36,6 +36,7 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from . import risk_model as rm
 from .abi import codec
@@ -254,7 +255,7 @@ class Keeper:
             self.replica.dust_threshold, self.replica.liquidation_grace, self.replica.paused_until = dust, grace, paused
         for i in sorted(ids):
             raw = await self._eth_call(self.engine, ENGINE, "asset_state", i, block=block)
-            self.replica.set_market(rm.AssetState.from_tuple(raw))
+            self.replica.set_market(rm.AssetState.from_tuple((to_checksum_address(raw[0]), *raw[1:])))
         self.feeds = self.replica.feeds()
 
     async def read_feeds(self, block: int, ids: set[int] | None = None) -> None:

@@ -27,7 +27,8 @@ from .metrics import Metrics
 
 log = structlog.get_logger("keeper.rpc")
 
-_TRANSIENT_CODES = {-32005, 429, -32603}  # limit exceeded, too many requests, internal error
+# limit exceeded, too many requests, internal error (not a revert): the node's trouble, not the request's
+_TRANSIENT_CODES = {-32005, 429, -32603}
 _TRANSIENT_WORDS = ("rate limit", "too many requests", "timeout", "timed out", "header not found", "try again")
 
 
@@ -143,7 +144,8 @@ class Rpc:
             code, message = int(err.get("code", 0)), str(err.get("message", ""))
             if m is not None:
                 m.rpc_up.set(1)
-            if code in (-32005, 429) or any(w in message.lower() for w in _TRANSIENT_WORDS):
+            transient = code in _TRANSIENT_CODES and "revert" not in message.lower()
+            if transient or any(w in message.lower() for w in _TRANSIENT_WORDS):
                 self._failed(method)
                 raise RpcUnavailable(f"{method}: {code}: {message}")
             raise RpcError(code, message, err.get("data"))
