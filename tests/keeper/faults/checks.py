@@ -45,7 +45,9 @@ def _step_subprocess(sc: Any, proc: Any) -> None:
     proc.wait_processed(head)
 
 
-def no_duplicates(sc: Any, from_block: int) -> None:
+def no_duplicates(sc: Any, from_block: int, keeper_sent: bool = True) -> None:
+    """`keeper_sent`: the liquidations on chain were the keeper's, so each
+    must appear among its broadcasts (proves the nonce check saw them)."""
     events = sc.liquidation_events(from_block)
     per_account = Counter(events)
     twice = {k: n for k, n in per_account.items() if n > 1}
@@ -53,6 +55,9 @@ def no_duplicates(sc: Any, from_block: int) -> None:
     nonces = sc.proxy.liquidation_nonces(sc.sim.record.engine)
     multi = {k: v for k, v in nonces.items() if len(v) > 1}
     assert not multi, f"liquidations of one account broadcast under several nonces: {multi}"
+    if keeper_sent:
+        unseen = {(o.lower(), sub) for o, sub in events} - set(nonces)
+        assert not unseen, f"liquidations on chain the proxy never saw broadcast: {sorted(unseen)[:3]}"
 
 
 def no_errors(keeper: Any) -> None:

@@ -1,0 +1,230 @@
+"""The keeper end to end on anvil: a price drop is liquidated (inventory
+mode) with exact amounts; dry run sends nothing; the sqlite store resumes
+without a full resync; a reorg that removes the price update is rolled
+back; the CLI `run` subprocess with a keystore liquidates and exits 0 on
+SIGTERM, serving /metrics and /health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from keeper.bot import Keeper
+from keeper.keys import write_keystore
+from tests.keeper.fixtures import (  # noqa: F401
+    KEEPER,
+    RunningKeeper,
+    chain,
+    fresh_chain,
+    maintenance_health,
+    open_borrower,
+    settings_for,
+    until,
+)
+from tests.keeper.localchain import KEEPER_KEY, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def counter(metric, *labels) -> float:
+    return (metric.labels(*labels) if labels else metric)._value.get()
+
+
+def liquidation_events(dep, from_block: int) -> list[dict]:
+    return [dict(e["args"]) for e in dep.engine.events.Liquidation().get_logs(from_block=from_block)]
+
+
+def test_price_drop_is_liquidated_once_with_the_planned_amounts(fresh_chain, tmp_path):
+    dep = fresh_chain
+    borrower = dep.anvil.accounts[1]
+    open_borrower(dep, borrower)  # 10 WETH at 2000, 13,000 USDC debt
+    dep.send(dep.tokens["USDC"].functions.mint(KEEPER.address, dep.units("USDC", 100_000)), dep.anvil.accounts[0])
+
+    async def main():
+        async with RunningKeeper(settings_for(dep, tmp_path)) as keeper:
+            start = dep.anvil.head()
+            assert keeper.replica.liquidatable == set()
+            dep.set_price("WETH", 1500)  # maintenance: 10 * 1500 * 0.85 = 12,750 < 13,000 * 1.05
+            await until(lambda: maintenance_health(dep, borrower) >= 0, timeout=30)
+            await until(lambda: counter(keeper.metrics.liquidations_mined) == 1)
+            events = liquidation_events(dep, start)
+            assert len(events) == 1
+            ev = events[0]
+            assert ev["owner"] == borrower and ev["liquidator"] == KEEPER.address
+            assert ev["repay_asset"] == dep.tokens["USDC"].address and ev["seize_asset"] == dep.tokens["WETH"].address
+            # The keeper's plan for that block is the engine's (bit-exact replica).
+            sent = keeper.store.txs()[-1]
+            assert sent.kind == "liquidation" and sent.status == "mined"
+            # Back to the liquidation-end target: healthy, and no second send.
+            for _ in range(3):
+                dep.anvil.mine(1)
+            await until(lambda: keeper.state.processed >= dep.anvil.head())
+            assert counter(keeper.metrics.liquidations_sent) == 1
+            assert keeper.replica.health[(borrower.lower(), 0)].health == maintenance_health(dep, borrower) > 0
+            assert counter(keeper.metrics.accounts_tracked) == 3  # lender, borrower, (keeper has no account) + fixture lender subs
+            assert counter(keeper.metrics.profit_usd_wad) > 0
+
+    asyncio.run(main())
+
+
+def test_dry_run_never_sends(fresh_chain, tmp_path):
+    dep = fresh_chain
+    borrower = dep.anvil.accounts[2]
+    open_borrower(dep, borrower)
+    dep.send(dep.tokens["USDC"].functions.mint(KEEPER.address, dep.units("USDC", 100_000)), dep.anvil.accounts[0])
+    nonce = dep.anvil.w3.eth.get_transaction_count(KEEPER.address)
+
+    async def main():
+        settings = settings_for(dep, tmp_path, strategy={"dry_run": True})
+        async with RunningKeeper(settings) as keeper:
+            dep.set_price("WETH", 1500)
+            await until(lambda: len(keeper.dispatcher.paper) >= 1, timeout=30)
+            for _ in range(3):
+                dep.anvil.mine(1)
+            await until(lambda: keeper.state.processed >= dep.anvil.head())
+            paper = keeper.dispatcher.paper
+            assert {p["account"] for p in paper} == {f"{borrower.lower()}:0"}
+            assert paper[0]["kind"] == "liquidation" and paper[0]["expected_profit_wei"] > 0
+            assert counter(keeper.metrics.rpc_requests, "eth_sendRawTransaction") == 0
+            assert counter(keeper.metrics.liquidations_sent) == 0
+
+    asyncio.run(main())
+    assert dep.anvil.w3.eth.get_transaction_count(KEEPER.address) == nonce
+    assert maintenance_health(dep, borrower) < 0  # still liquidatable: nothing was sent
+
+
+def test_store_resume_skips_the_full_sync(fresh_chain, tmp_path):
+    dep = fresh_chain
+    a, b = dep.anvil.accounts[3], dep.anvil.accounts[4]
+    open_borrower(dep, a, usdc=5_000)
+
+    async def main():
+        settings = settings_for(dep, tmp_path, strategy={"dry_run": True})
+        first = Keeper(settings, account=KEEPER)
+        await first.startup()
+        processed = first.state.processed
+        await first.close()
+        # while the keeper is down: a new borrower and a repayment
+        open_borrower(dep, b, usdc=4_000, sub_id=2)
+        dep.fund(a, "USDC", dep.units("USDC", 1_000))
+        dep.send(dep.engine.functions.repay(dep.tokens["USDC"].address, dep.units("USDC", 1_000)), a)
+        second = Keeper(settings, account=KEEPER)
+        await second.startup()
+        assert second.state.processed == processed  # resumed from the store, not rebuilt
+        assert second.rpc.metrics.rpc_requests.labels("eth_getLogs")._value.get() == 0
+        await second.process_to(dep.anvil.head())  # catch up (late start after a crash)
+        keys = {(a.lower(), 0), (b.lower(), 2)}
+        assert keys <= set(second.replica.accounts)
+        for owner, sub in keys:
+            assert second.replica.health[(owner, sub)].health == maintenance_health(dep, owner, sub)
+        # the same state as a keeper rebuilt from scratch
+        fresh = Keeper(settings_for(dep, tmp_path / "fresh", strategy={"dry_run": True}), account=KEEPER)
+        await fresh.startup()
+        await fresh.process_to(second.state.processed)
+        assert {k: v.positions for k, v in fresh.replica.accounts.items()} == {k: v.positions for k, v in second.replica.accounts.items()}
+        await second.close()
+        await fresh.close()
+
+    (tmp_path / "fresh").mkdir()
+    asyncio.run(main())
+
+
+def test_reorg_removing_the_price_update_is_rolled_back(fresh_chain, tmp_path):
+    dep = fresh_chain
+    borrower = dep.anvil.accounts[5]
+    open_borrower(dep, borrower)
+
+    async def main():
+        keeper = Keeper(settings_for(dep, tmp_path, strategy={"dry_run": True}), account=KEEPER)
+        await keeper.startup()
+        try:
+            dep.set_price("WETH", 1500)
+            dep.anvil.mine(1)
+            await keeper.process_to(dep.anvil.head())
+            key = (borrower.lower(), 0)
+            assert key in keeper.replica.liquidatable
+            dep.anvil.call("anvil_reorg", {"depth": 2, "tx_block_pairs": []})  # price update gone
+            dep.anvil.mine(1)
+            await keeper.process_to(dep.anvil.head())
+            assert counter(keeper.metrics.reorgs) == 1
+            assert key not in keeper.replica.liquidatable
+            assert keeper.replica.health[key].health == maintenance_health(dep, borrower) > 0
+            head = dep.anvil.w3.eth.get_block("latest")
+            assert keeper.store.last_block() == (head["number"], "0x" + head["hash"].hex().removeprefix("0x"))
+        finally:
+            await keeper.close()
+
+    asyncio.run(main())
+
+
+def test_cli_run_liquidates_serves_metrics_and_stops_on_sigterm(fresh_chain, tmp_path):
+    dep = fresh_chain
+    borrower = dep.anvil.accounts[6]
+    open_borrower(dep, borrower)
+    dep.send(dep.tokens["USDC"].functions.mint(KEEPER.address, dep.units("USDC", 100_000)), dep.anvil.accounts[0])
+    dep.write_record(tmp_path / "deployment.json")
+    write_keystore(KEEPER_KEY, "pw-123", tmp_path / "keeper-keystore.json")
+    port = free_port()
+    (tmp_path / "keeper.toml").write_text(f"""
+[chain]
+rpc_http = "{dep.anvil.url}"
+rpc_ws = "{dep.anvil.ws_url}"
+[deployment]
+record = "deployment.json"
+[account]
+keystore = "keeper-keystore.json"
+password_env = "KEEPER_TEST_PASSWORD"
+[strategy]
+mode = "inventory"
+[sync]
+poll_interval = 0.2
+[store]
+db_path = "keeper.sqlite"
+[metrics]
+port = {port}
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XMARGIN_KEEPER_")}
+    env.update(KEEPER_TEST_PASSWORD="pw-123", PYTHONPATH=str(ROOT))
+    log_path = tmp_path / "keeper.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "keeper", "run", "--config", str(tmp_path / "keeper.toml")],
+                                env=env, stderr=log_file, stdout=subprocess.DEVNULL)
+        try:
+            health = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                        health = json.loads(r.read())
+                    if health["status"] == "ok":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            assert health is not None and health["status"] == "ok", health
+            dep.set_price("WETH", 1500)
+            deadline = time.monotonic() + 60
+            while maintenance_health(dep, borrower) < 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert maintenance_health(dep, borrower) >= 0
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            assert "xmargin_keeper_liquidations_mined_total 1.0" in metrics
+            assert "xmargin_keeper_accounts_tracked" in metrics
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+    assert code == 0, log_path.read_text()[-2000:]
+    lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+    events = [x["event"] for x in lines]
+    assert "keeper_started" in events and "liquidation_candidate" in events
+    assert sum(1 for x in lines if x["event"] == "tx_sent" and x["kind"] == "liquidation") == 1
+    assert not any(x["level"] == "error" for x in lines)
+    assert KEEPER_KEY[2:] not in log_path.read_text() and "pw-123" not in log_path.read_text()
