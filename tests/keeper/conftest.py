@@ -66,14 +66,15 @@ class Scenario:
     def liquidatable(self) -> list[tuple[str, int]]:
         return self.sim.liquidatable(self.borrower_refs)
 
-    def keeper(self, *, ws: bool = True, start: bool = True, **sections: dict) -> InProcessKeeper:
-        """An in-process keeper talking to the node THROUGH the chaos proxy."""
+    def keeper(self, *, ws: bool = True, start: bool = True, with_key: bool = True, **sections: dict) -> InProcessKeeper:
+        """An in-process keeper talking to the node THROUGH the chaos proxy
+        (`with_key=False`: no signer, e.g. for dry runs)."""
         sections.setdefault("strategy", {}).setdefault("max_candidates_per_block", 256)
         settings = keeper_settings(
             self.proxy.url, self.state.record_path, self.tmp / "keeper.sqlite",
             rpc_ws=self.proxy.ws_url if ws else None, **sections,
         )
-        k = InProcessKeeper(settings, account=self.keeper_account)
+        k = InProcessKeeper(settings, account=self.keeper_account if with_key else None)
         self.keepers.append(k)
         self.active = k
         if start:
@@ -148,8 +149,9 @@ def _attrdict_log(raw: dict) -> Any:
     )
 
 
-def start_scenario(state: SeededState, tmp: Path, keeper_account: Any, *, fund_keeper: bool = True) -> Scenario:
-    node = Anvil.start(load_state=state.state_path, extra_args=("--no-mining",))
+def start_scenario(state: SeededState, tmp: Path, keeper_account: Any, *, fund_keeper: bool = True,
+                   gas_limit: int | None = None) -> Scenario:
+    node = Anvil.start(load_state=state.state_path, gas_limit=gas_limit, extra_args=("--no-mining",))
     try:
         sim = Sim(node.url, state.record_path)
         sim.republish_prices()  # the cached state may be older than max_staleness
