@@ -131,6 +131,7 @@ class Keeper:
         self.engine = self.deployment.engine
         self.feeds: dict[str, int] = {}
         self.balances: dict[int, int] = {}
+        self.allowances: dict[int, int] = {}  # inventory mode: the engine's allowance per asset id
         self.blocks_processed = 0
 
     # ------------------------------------------------------------------ startup
@@ -214,7 +215,7 @@ class Keeper:
             dry_run=self.dry_run, on_resolved=self._on_resolved,
         )
         await self.dispatcher.start(self.state.processed)
-        if not self.dry_run and s.strategy.mode == "inventory" and s.strategy.approve_max:
+        if s.strategy.mode == "inventory" and self.address is not None:
             await self._approve_engine()
         self.state.started = True
         log.info("keeper_started", chain_id=self.chain_id, engine=self.engine, address=self.address,
@@ -228,8 +229,10 @@ class Keeper:
         fees = initial_fees(head.base_fee, self.settings.gas)
         for asset_id, m in sorted(self.replica.markets.items()):
             allowance = ERC20.decode("allowance", await self.rpc.call(m.asset, ERC20.encode("allowance", self.address, self.engine)))
-            if allowance >= 2**255:
+            self.allowances[asset_id] = allowance
+            if allowance >= 2**255 or self.dry_run or not self.settings.strategy.approve_max:
                 continue
+            self.allowances[asset_id] = MAX_UINT
             data = ERC20.encode("approve", self.engine, MAX_UINT)
             await self.dispatcher.send(kind="approve", to=m.asset, data=data, gas_limit=100_000, fees=fees,
                                        head=head.number, payload={"asset_id": asset_id})
@@ -495,9 +498,19 @@ class Keeper:
             to, data = self.strategy.call(plan)
             sender = self.address or self.strategy.keeper_address
             try:
-                result = await self.rpc.call(to, data, "latest", sender=sender, retries=1)
-                repaid, out = self.strategy.decode_result(result)
-                gas = await self.rpc.estimate_gas({"from": sender, "to": to, "data": data})
+                if self.dry_run and (s.strategy.mode == "flash" or self.address is None
+                                     or self.allowances.get(plan.repay_id, 0) < plan.repay):
+                    # Paper mode without the approval (or key) a real send would have: the
+                    # lens's preview is the engine's plan on the same inputs.
+                    repaid, out, _ = await self._eth_call(self.deployment.lens, LENS, "preview_liquidation", plan.owner,
+                                                          plan.sub_id, plan.repay_asset, plan.seize_asset)
+                    if repaid == 0:
+                        raise RpcError(3, "execution reverted: preview: not liquidatable with this pair")
+                    gas = s.strategy.gas_limit
+                else:
+                    result = await self.rpc.call(to, data, "latest", sender=sender, retries=1)
+                    repaid, out = self.strategy.decode_result(result)
+                    gas = await self.rpc.estimate_gas({"from": sender, "to": to, "data": data})
             except RpcError as exc:
                 self._skip(Skip(key, "simulation reverted", exc.revert_reason or exc.message), info.number, cooldown=2)
                 continue
@@ -519,7 +532,8 @@ class Keeper:
                      simulated_repaid=repaid, simulated_out=out, profit_usd_wad=plan.profit_usd, gas=gas_limit,
                      health=plan.health, block=info.number, dry_run=self.dry_run)
             payload = {"owner": plan.owner, "sub_id": plan.sub_id, "repay_asset": plan.repay_asset,
-                       "seize_asset": plan.seize_asset, "profit_usd_wad": str(plan.profit_usd), "block": info.number}
+                       "seize_asset": plan.seize_asset, "repay": str(plan.repay), "seized": str(plan.seized),
+                       "simulated_repaid": str(repaid), "profit_usd_wad": str(plan.profit_usd), "block": info.number}
             slot = await self.dispatcher.send(kind="liquidation", to=to, data=data, gas_limit=gas_limit, fees=fees,
                                               head=info.number, expected_profit_wei=profit_wei,
                                               account_key=account_id, payload=payload)

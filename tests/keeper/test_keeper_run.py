@@ -155,7 +155,7 @@ def test_reorg_removing_the_price_update_is_rolled_back(fresh_chain, tmp_path):
             await keeper.process_to(dep.anvil.head())
             key = (borrower.lower(), 0)
             assert key in keeper.replica.liquidatable
-            dep.anvil.call("anvil_reorg", {"depth": 2, "tx_block_pairs": []})  # price update gone
+            dep.anvil.call("anvil_reorg", 2, [])  # price update gone
             dep.anvil.mine(1)
             await keeper.process_to(dep.anvil.head())
             assert counter(keeper.metrics.reorgs) == 1
