@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import eth_abi
+from eth_utils import to_checksum_address
 
 from .abi import ABI_DIR
 from .config import KeeperSettings, resolve_deployment
@@ -54,6 +55,6 @@ async def deploy_flash_liquidator(settings: KeeperSettings, dex: str, *, timeout
             if receipt is not None:
                 if int(receipt["status"], 16) != 1:
                     raise StartupCheckFailed(f"KeeperFlashLiquidator deployment reverted: {tx_hash}")
-                return receipt["contractAddress"]
+                return to_checksum_address(receipt["contractAddress"])
             await asyncio.sleep(0.2)
         raise NodeUnreachable(f"deployment {tx_hash} not mined within {timeout} s")
