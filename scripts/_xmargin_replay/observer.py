@@ -89,15 +89,20 @@ class LatencyTracker:
     """Episodes: an account seen below maintenance at an observed block
     (after a feed update) starts an episode; its first Liquidation event
     ends the wait (latency = liquidation block - that block); the episode
-    closes when the account is seen at or above maintenance again."""
+    closes when the account is seen at or above maintenance again. A
+    liquidation in the observed update block itself (the observation, taken
+    after the block, already shows the account restored) counts as 0."""
 
     since: dict[tuple[str, int], int] = field(default_factory=dict)  # ref -> first observed block below maintenance
     served: set = field(default_factory=set)  # refs of open episodes already liquidated
     latencies: list[int] = field(default_factory=list)
     unobserved: int = 0  # first liquidations of accounts never seen below maintenance (went under between observations)
+    last_seen: dict = field(default_factory=dict)  # ref -> (block, below maintenance) of the last observation
+    unobserved_examples: list = field(default_factory=list)
 
     def observe(self, block: int, refs: list[tuple[str, int]], healths: list[AccountHealth]) -> None:
         for ref, h in zip(refs, healths):
+            self.last_seen[ref] = (block, h.below_maintenance, h.ratio)
             if h.below_maintenance and h.debt:
                 self.since.setdefault(ref, block)
             else:
@@ -110,8 +115,14 @@ class LatencyTracker:
         self.served.add(ref)
         if ref in self.since:
             self.latencies.append(block - self.since[ref])
+        elif self.last_seen.get(ref, (None,))[0] == block:
+            # observed (after the block) already liquidated: a pending keeper
+            # transaction landed in the update's own block, after the update
+            self.latencies.append(0)
         else:
             self.unobserved += 1
+            if len(self.unobserved_examples) < 20:
+                self.unobserved_examples.append((f"{ref[0]}:{ref[1]}", block, self.last_seen.get(ref)))
 
     def summary(self) -> dict:
         lat = sorted(self.latencies)
@@ -129,6 +140,7 @@ class LatencyTracker:
             "mean": round(sum(lat) / len(lat), 2),
             "histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0]))),
             "unobserved": self.unobserved,
+            "unobserved_examples": self.unobserved_examples,
         }
 
 

@@ -373,10 +373,13 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
 
         # -- drain, settle -------------------------------------------------------------------
         t0 = time.monotonic()
+        dust = sim.engine.functions.liquidation_settings().call()[0]
         drained = 0
         while keeper_proc is not None and drained < options.drain_blocks:
             healths = observer.observe()
-            if not any(h.below_maintenance and h.prices_valid and h.debt for h in healths):
+            # liquidatable = below maintenance with collateral worth liquidating
+            # (below the dust threshold it is bad debt, settled below)
+            if not any(h.below_maintenance and h.prices_valid and h.debt and h.collateral_value >= dust for h in healths):
                 break
             time.sleep(options.block_wall * 2)
             last_ts += BLOCK_SECONDS
@@ -388,7 +391,6 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
             run.keeper_exit = keeper_proc.returncode
         # settle with automine on (the keeper is stopped: nothing else sends)
         rpc.call("evm_setAutomine", True)
-        dust = sim.engine.functions.liquidation_settings().call()[0]
         run.settle_txs = settle_bad_debt(sim, refs, observer.observe(), dust)
         run.last_block = int(rpc.call("eth_blockNumber"), 16)
         run.end_healths = observer.observe()
