@@ -153,6 +153,8 @@ def start_scenario(state: SeededState, tmp: Path, keeper_account: Any, *, fund_k
                    gas_limit: int | None = None) -> Scenario:
     node = Anvil.start(load_state=state.state_path, gas_limit=gas_limit, extra_args=("--no-mining",))
     try:
+        if gas_limit is not None:  # a loaded state brings its own block gas limit back
+            node.rpc.call("evm_setBlockGasLimit", hex(gas_limit))
         sim = Sim(node.url, state.record_path)
         sim.republish_prices()  # the cached state may be older than max_staleness
         if fund_keeper:

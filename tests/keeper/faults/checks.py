@@ -21,13 +21,18 @@ WITHIN_BLOCKS = 3
 
 
 def liquidated_by(sc: Any, keeper: Any, expected: set[tuple[str, int]], cleared_at: int, from_block: int,
-                  within: int = WITHIN_BLOCKS) -> int:
+                  within: int = WITHIN_BLOCKS, step_timeout: float = 120.0) -> int:
     """Mines block by block (waiting for the keeper each time, when it is an
     in-process keeper) until every `expected` account has a Liquidation
     event since `from_block`, at most `within` blocks after `cleared_at`.
     Returns the block at which the last one was mined; fails otherwise."""
     assert expected, "the scenario must have liquidatable accounts"
-    step = (lambda: sc.step(keeper)) if hasattr(keeper, "wait_step") else (lambda: _step_subprocess(sc, keeper))
+    if hasattr(keeper, "wait_step"):
+        def step() -> None:
+            keeper.wait_step(sc.node.mine(1), timeout=step_timeout)
+    else:
+        def step() -> None:
+            _step_subprocess(sc, keeper)
     while True:
         done = sc.liquidated_refs(from_block)
         missing = expected - done

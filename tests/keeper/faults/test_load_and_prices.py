@@ -31,7 +31,7 @@ def test_a_thousand_accounts_liquidatable_at_once(mass_scenario):
     expected = set(sc.liquidatable())
     assert len(expected) >= 1_000
     keeper.wait_step(price_block, timeout=600)
-    liquidated_by(sc, keeper, expected, price_block, start)
+    liquidated_by(sc, keeper, expected, price_block, start, step_timeout=600)
     assert sc.liquidatable() == []
     no_duplicates(sc, start)
     no_errors(keeper)
