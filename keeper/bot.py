@@ -41,7 +41,7 @@ from eth_utils import to_checksum_address
 from . import risk_model as rm
 from .abi import codec
 from .config import Deployment, KeeperSettings, WAD, resolve_deployment
-from .dispatcher import Dispatcher, initial_fees
+from .dispatcher import Dispatcher, SendRequest, initial_fees
 from .errors import NodeUnreachable, StartupCheckFailed
 from .keys import load_account
 from .metrics import HealthServer, Metrics
@@ -121,11 +121,13 @@ class Keeper:
         self._undo: OrderedDict[int, list[Delta]] = OrderedDict()
         self._hashes: OrderedDict[int, str] = OrderedDict()
         self._new_head = asyncio.Event()
+        self._ws_up = False  # the websocket subscription is delivering heads
         self._latest_seen = 0
         self._last_resync = time.monotonic()
         self._cooldown: dict[AccountKey, int] = {}
         self._skip_logged: dict[AccountKey, str] = {}
         self._losses: dict[str, int] = {}
+        self._gas_cache: dict[tuple, tuple[int, int]] = {}  # (mode, repay id, seize id, held assets) -> (gas, block)
         self._server: HealthServer | None = None
         self.symbols = {a.asset_id: s for s, a in self.deployment.assets.items()}
         self.engine = self.deployment.engine
@@ -469,8 +471,10 @@ class Keeper:
                 self.balances[i] = 0
 
     async def liquidate_round(self, info: BlockInfo) -> list[Candidate]:
-        """Plans, simulates and sends liquidations for this block. Returns
-        the candidates sent (or, in dry run, that would have been)."""
+        """Plans (worst health first), simulates (``eth_call`` right before
+        sending, concurrently) and sends this block's liquidations in one
+        dispatcher batch. Returns the candidates sent (in dry run: that would
+        have been)."""
         assert self.strategy is not None and self.dispatcher is not None
         liquidatable = {k for k in self.replica.liquidatable if self._cooldown.get(k, 0) <= info.number}
         if not liquidatable:
@@ -483,68 +487,105 @@ class Keeper:
         if s.strategy.mode == "inventory" and self.address is not None:
             await self._read_balances()
             balances = dict(self.balances)
-        sent: list[Candidate] = []
         now = info.timestamp
+        # 1. plan (CPU, sequential: inventory is shared between candidates)
+        plans: list[Candidate] = []
         for key in self.strategy.order(liquidatable):
-            if len(sent) >= s.strategy.max_candidates_per_block:
+            if len(plans) >= s.strategy.max_candidates_per_block:
                 break
-            account_id = f"{key[0]}:{key[1]}"
-            if self.dispatcher.busy(account_id):
+            if self.dispatcher.busy(f"{key[0]}:{key[1]}"):
                 continue
-            plan = self.strategy.plan(key, now, s.strategy.gas_limit, fee_per_gas, balances)
+            gas_guess = s.strategy.gas_limit
+            plan = self.strategy.plan(key, now, gas_guess, fee_per_gas, balances)
             if isinstance(plan, Skip):
                 self._skip(plan, info.number)
+                continue
+            plans.append(plan)
+            if balances is not None:
+                balances[plan.repay_id] = max(0, balances.get(plan.repay_id, 0) - plan.repay)
+        if not plans:
+            return []
+        # 2. simulate (I/O, concurrent)
+        sem = asyncio.Semaphore(16)
+
+        async def simulate(plan: Candidate) -> tuple[Candidate, int, int, int] | Skip | None:
+            async with sem:
+                return await self._simulate(plan, s)
+
+        results = await asyncio.gather(*(simulate(p) for p in plans))
+        # 3. re-price with the simulated gas, then one batch
+        requests: list[SendRequest] = []
+        chosen: list[Candidate] = []
+        for plan, res in zip(plans, results):
+            if res is None:
+                continue
+            if isinstance(res, Skip):
+                self._skip(res, info.number, cooldown=2)
+                continue
+            _, repaid, out, gas = res
+            gas_limit = gas * 6 // 5 + 10_000
+            gas_usd = self.strategy.wei_to_usd(gas_limit * fee_per_gas, now)
+            profit = plan.gross_usd - gas_usd
+            profit_wei = self.strategy.usd_to_wei(plan.gross_usd, now)
+            if profit <= 0 or profit < self.strategy.min_profit or gas_limit * fee_per_gas > profit_wei:
+                self._skip(Skip(plan.key, "unprofitable", f"profit {profit} USD WAD after gas {gas_usd}"), info.number)
                 continue
             to, data = self.strategy.call(plan)
-            sender = self.address or self.strategy.keeper_address
-            try:
-                if self.dry_run and (s.strategy.mode == "flash" or self.address is None
-                                     or self.allowances.get(plan.repay_id, 0) < plan.repay):
-                    # Paper mode without the approval (or key) a real send would have: the
-                    # lens's preview is the engine's plan on the same inputs.
-                    repaid, out, _ = await self._eth_call(self.deployment.lens, LENS, "preview_liquidation", plan.owner,
-                                                          plan.sub_id, plan.repay_asset, plan.seize_asset)
-                    if repaid == 0:
-                        raise RpcError(3, "execution reverted: preview: not liquidatable with this pair")
-                    gas = s.strategy.gas_limit
-                else:
-                    result = await self.rpc.call(to, data, "latest", sender=sender, retries=1)
-                    repaid, out = self.strategy.decode_result(result)
-                    gas = await self.rpc.estimate_gas({"from": sender, "to": to, "data": data})
-            except RpcError as exc:
-                self._skip(Skip(key, "simulation reverted", exc.revert_reason or exc.message), info.number, cooldown=2)
-                continue
-            except RpcUnavailable as exc:
-                log.warning("simulation_unavailable", account=account_id, error=str(exc)[:200])
-                continue
-            gas_limit = gas * 6 // 5 + 10_000
-            # Re-price with the simulated amounts and the estimated gas.
-            plan = self.strategy.plan(key, now, gas_limit, fee_per_gas, balances)
-            if isinstance(plan, Skip):
-                self._skip(plan, info.number)
-                continue
-            profit_wei = self.strategy.usd_to_wei(plan.gross_usd, now)
-            if gas_limit * fee_per_gas > profit_wei:
-                self._skip(Skip(key, "unprofitable", "gas cost above the bonus"), info.number)
-                continue
-            log.info("liquidation_candidate", account=account_id, repay_asset=self.symbols.get(plan.repay_id, plan.repay_id),
+            log.info("liquidation_candidate", account=plan.account_id, repay_asset=self.symbols.get(plan.repay_id, plan.repay_id),
                      seize_asset=self.symbols.get(plan.seize_id, plan.seize_id), repay=plan.repay, seized=plan.seized,
-                     simulated_repaid=repaid, simulated_out=out, profit_usd_wad=plan.profit_usd, gas=gas_limit,
+                     simulated_repaid=repaid, simulated_out=out, profit_usd_wad=profit, gas=gas_limit,
                      health=plan.health, block=info.number, dry_run=self.dry_run)
             payload = {"owner": plan.owner, "sub_id": plan.sub_id, "repay_asset": plan.repay_asset,
                        "seize_asset": plan.seize_asset, "repay": str(plan.repay), "seized": str(plan.seized),
-                       "simulated_repaid": str(repaid), "profit_usd_wad": str(plan.profit_usd), "block": info.number}
-            slot = await self.dispatcher.send(kind="liquidation", to=to, data=data, gas_limit=gas_limit, fees=fees,
-                                              head=info.number, expected_profit_wei=profit_wei,
-                                              account_key=account_id, payload=payload)
+                       "simulated_repaid": str(repaid), "profit_usd_wad": str(profit), "block": info.number}
+            requests.append(SendRequest("liquidation", to, data, gas_limit, fees, profit_wei, plan.account_id, payload))
+            chosen.append(plan)
+        if not requests:
+            return []
+        slots = await self.dispatcher.send_batch(requests, info.number)
+        sent = []
+        for plan, slot in zip(chosen, slots):
             if slot is not None or self.dry_run:
                 sent.append(plan)
-                self.metrics.detect_to_send.observe(time.monotonic() - t_detect)
-                if balances is not None:
-                    balances[plan.repay_id] = max(0, balances.get(plan.repay_id, 0) - plan.repay)
                 if self.dry_run:
-                    self._cooldown[key] = info.number + 1
+                    self._cooldown[plan.key] = info.number + 1
+        if sent:
+            self.metrics.detect_to_send.observe(time.monotonic() - t_detect)
         return sent
+
+    async def _simulate(self, plan: Candidate, s: KeeperSettings) -> tuple[Candidate, int, int, int] | Skip | None:
+        """eth_call of the liquidation from the keeper's address (dry run
+        without an approval: the lens's preview, the same plan on-chain);
+        gas from eth_estimateGas, cached per (pair, held assets) for 20 blocks.
+        Returns (plan, repaid, seized or profit, gas), a Skip on revert, or
+        None when the node is unavailable."""
+        to, data = self.strategy.call(plan)  # type: ignore[union-attr]
+        sender = self.address or self.strategy.keeper_address  # type: ignore[union-attr]
+        try:
+            if self.dry_run and (s.strategy.mode == "flash" or self.address is None
+                                 or self.allowances.get(plan.repay_id, 0) < plan.repay):
+                repaid, out, _ = await self._eth_call(self.deployment.lens, LENS, "preview_liquidation", plan.owner,
+                                                      plan.sub_id, plan.repay_asset, plan.seize_asset)
+                if repaid == 0:
+                    return Skip(plan.key, "simulation reverted", "preview: not liquidatable with this pair")
+                return plan, repaid, out, s.strategy.gas_limit
+            result = await self.rpc.call(to, data, "latest", sender=sender, retries=1)
+            repaid, out = self.strategy.decode_result(result)  # type: ignore[union-attr]
+            # Gas depends on the pair and on how many assets the account holds
+            # (the health loop): estimated once per shape, refreshed every 20 blocks.
+            shape = (s.strategy.mode, plan.repay_id, plan.seize_id, len(self.replica.accounts[plan.key].positions))
+            cached = self._gas_cache.get(shape)
+            if cached is None or self.state.processed - cached[1] > 20:
+                gas = await self.rpc.estimate_gas({"from": sender, "to": to, "data": data})
+                self._gas_cache[shape] = (gas, self.state.processed)
+            else:
+                gas = cached[0]
+            return plan, repaid, out, gas
+        except RpcError as exc:
+            return Skip(plan.key, "simulation reverted", exc.revert_reason or exc.message)
+        except RpcUnavailable as exc:
+            log.warning("simulation_unavailable", account=plan.account_id, error=str(exc)[:200])
+            return None
 
     def _skip(self, skip: Skip, block: int, cooldown: int = 0) -> None:
         self.metrics.liquidations_skipped.labels(skip.reason).inc()
@@ -640,8 +681,10 @@ class Keeper:
                     "in_flight": self.dispatcher.in_flight if self.dispatcher else 0}
 
     async def _poll_heads(self, stop: asyncio.Event) -> None:
-        interval = self.settings.sync.poll_interval
+        """HTTP head polling: every poll_interval, or 10x slower as a
+        watchdog while the websocket delivers heads."""
         while not stop.is_set():
+            interval = self.settings.sync.poll_interval * (10 if self._ws_up else 1)
             try:
                 n = await self.rpc.block_number()
                 self.state.rpc_ok = True
@@ -666,14 +709,17 @@ class Keeper:
                 flt = {"address": self._log_addresses()}
                 async for kind, n in sub.heads(flt):
                     backoff = 0.5
+                    self._ws_up = True
                     if n > self._latest_seen:
                         self._latest_seen = n
                     self._new_head.set()
                     if stop.is_set():
                         break
             except RpcUnavailable as exc:
-                log.warning("websocket_down_polling_http", error=str(exc)[:200], retry_in=backoff)
+                if not stop.is_set():
+                    log.warning("websocket_down_polling_http", error=str(exc)[:200], retry_in=backoff)
             finally:
+                self._ws_up = False
                 await sub.close()
             try:
                 await asyncio.wait_for(stop.wait(), backoff)

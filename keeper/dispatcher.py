@@ -22,6 +22,7 @@ liquidation bot ``dispatcher.rs``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -86,6 +87,20 @@ def initial_fees(base_fee: int, gas: GasSettings) -> Fees:
     return Fees(max_fee, min(tip, max_fee))
 
 
+@dataclass(frozen=True)
+class SendRequest:
+    """A transaction to send (see :meth:`Dispatcher.send_batch`)."""
+
+    kind: str  # "liquidation" | "approve" | "cancel"
+    to: str
+    data: str
+    gas_limit: int
+    fees: Fees
+    expected_profit_wei: int = 0
+    account_key: str | None = None
+    payload: dict | None = None
+
+
 # resimulate(slot) -> expected profit in wei if the liquidation would still
 # succeed now, or None if it would fail (the opportunity is gone).
 Resimulate = Callable[[TxRecord], Awaitable[int | None]]
@@ -115,6 +130,7 @@ class Dispatcher:
         self.slots: dict[int, TxRecord] = {}
         self.funds_blocked_until = 0  # block; no new sends after "insufficient funds"
         self.paper: list[dict] = []  # dry run: what would have been sent
+        self._deferred: list[TxRecord] | None = None  # slots finished inside _resolve_many
 
     # -- lifecycle --------------------------------------------------------------
     async def start(self, head: int) -> None:
@@ -134,10 +150,11 @@ class Dispatcher:
             log.warning("unknown_pending_txs", pool_nonce=pool_nonce, next_nonce=self.next_nonce,
                         hint="another process uses this key; nonces may collide")
             self.next_nonce = pool_nonce
+        await self._resolve_many([s for n, s in sorted(self.slots.items()) if n < mined_nonce])
         for nonce in sorted(self.slots):
             slot = self.slots[nonce]
             if nonce < mined_nonce:
-                await self._resolve(slot)
+                continue
             else:
                 log.info("rebroadcast_after_restart", nonce=nonce, hash=slot.hash, kind=slot.kind)
                 await self._broadcast(slot, head, fresh=False)
@@ -183,33 +200,61 @@ class Dispatcher:
     ) -> TxRecord | None:
         """Signs, persists, then broadcasts a new transaction on the next
         nonce. Returns the slot (None in dry run or when it was refused)."""
-        if self.dry_run:
-            self.paper.append(dict(kind=kind, to=to, data=data, gas_limit=gas_limit, max_fee=fees.max_fee, tip=fees.tip,
-                                   expected_profit_wei=expected_profit_wei, account=account_key, block=head))
-            log.info("dry_run_would_send", kind=kind, to=to, account=account_key, gas_limit=gas_limit,
-                     max_fee=fees.max_fee, tip=fees.tip, expected_profit_wei=expected_profit_wei)
-            return None
-        if head < self.funds_blocked_until:
-            return None
-        assert self.next_nonce is not None
-        nonce = self.next_nonce
-        raw, tx_hash = self._sign(nonce, to, data, gas_limit, fees)
-        slot = TxRecord(
-            nonce=nonce, kind=kind, account=account_key, status=PENDING, raw=raw, hash=tx_hash, hashes=[tx_hash],
-            max_fee=fees.max_fee, tip=fees.tip, gas_limit=gas_limit, expected_profit_wei=expected_profit_wei,
-            sent_block=head, payload=dict(payload or {}, to=to, data=data),
-        )
-        self.store.save_tx(slot)  # persisted before the broadcast
-        self.slots[nonce] = slot
-        self.next_nonce = nonce + 1
-        ok = await self._broadcast(slot, head, fresh=True)
-        if ok and kind == "liquidation":
-            self.metrics.liquidations_sent.inc()
-        return slot if ok else None
+        req = SendRequest(kind, to, data, gas_limit, fees, expected_profit_wei, account_key, payload)
+        return (await self.send_batch([req], head))[0]
 
-    async def _broadcast(self, slot: TxRecord, head: int, *, fresh: bool) -> bool:
+    async def send_batch(self, requests: list["SendRequest"], head: int) -> list[TxRecord | None]:
+        """Signs every request on consecutive nonces, commits them all to the
+        store in one transaction, then broadcasts them in nonce order. A
+        refused broadcast stops the batch: its nonce and the later (never
+        broadcast) ones are released. Returns one slot or None per request."""
+        if self.dry_run:
+            for r in requests:
+                self.paper.append(dict(kind=r.kind, to=r.to, data=r.data, gas_limit=r.gas_limit, max_fee=r.fees.max_fee,
+                                       tip=r.fees.tip, expected_profit_wei=r.expected_profit_wei, account=r.account_key,
+                                       block=head))
+                log.info("dry_run_would_send", kind=r.kind, to=r.to, account=r.account_key, gas_limit=r.gas_limit,
+                         max_fee=r.fees.max_fee, tip=r.fees.tip, expected_profit_wei=r.expected_profit_wei)
+            return [None] * len(requests)
+        if head < self.funds_blocked_until or not requests:
+            return [None] * len(requests)
+        assert self.next_nonce is not None
+        slots = []
+        for r in requests:
+            nonce = self.next_nonce
+            raw, tx_hash = self._sign(nonce, r.to, r.data, r.gas_limit, r.fees)
+            slots.append(TxRecord(
+                nonce=nonce, kind=r.kind, account=r.account_key, status=PENDING, raw=raw, hash=tx_hash, hashes=[tx_hash],
+                max_fee=r.fees.max_fee, tip=r.fees.tip, gas_limit=r.gas_limit, expected_profit_wei=r.expected_profit_wei,
+                sent_block=head, payload=dict(r.payload or {}, to=r.to, data=r.data),
+            ))
+            self.slots[nonce] = slots[-1]
+            self.next_nonce = nonce + 1
+        self.store.save_txs(slots)  # persisted before any broadcast
+        out: list[TxRecord | None] = []
+        for i, slot in enumerate(slots):
+            ok = await self._broadcast(slot, head, fresh=True, last=i == len(slots) - 1)
+            if not ok:
+                rest = slots[i + 1:]
+                if rest and self.slots.get(slot.nonce) is None and self.next_nonce == slot.nonce:
+                    # the refused nonce was released: so are the later, never broadcast ones
+                    for later in rest:
+                        self._finish(later, DROPPED, "batch stopped before broadcast")
+                    out += [None] * (len(slots) - i)
+                    break
+                if rest:
+                    # the refused nonce is being cancelled: the rest still go out
+                    out.append(None)
+                    continue
+            elif slot.kind == "liquidation":
+                self.metrics.liquidations_sent.inc()
+            out.append(slot if ok else None)
+        return out
+
+    async def _broadcast(self, slot: TxRecord, head: int, *, fresh: bool, last: bool = True) -> bool:
         """Sends slot.raw; handles the error classes. Returns False when the
-        slot was given up (nonce released or cancelled)."""
+        slot was given up (nonce released or cancelled). ``last``: no later
+        nonce of a batch is waiting to be broadcast after this one."""
         try:
             await self.rpc.send_raw(slot.raw)
             kind = SendError.NONE
@@ -217,11 +262,13 @@ class Dispatcher:
             kind = classify_send_error(exc)
             self.metrics.send_errors.labels(kind.value).inc()
             log.warning("send_error", nonce=slot.nonce, kind=kind.value, error=str(exc)[:300], tx_kind=slot.kind)
+        moved = slot.sent_block != head
         slot.sent_block = head
         if kind in (SendError.NONE, SendError.ALREADY_KNOWN, SendError.UNAVAILABLE):
             # UNAVAILABLE: maybe sent. The slot stays pending; the next block's
             # check re-broadcasts the same bytes if the node does not know it.
-            self.store.save_tx(slot)
+            if moved:
+                self.store.save_tx(slot)
             log.info("tx_sent", nonce=slot.nonce, hash=slot.hash, kind=slot.kind, account=slot.account,
                      max_fee=slot.max_fee, tip=slot.tip, gas_limit=slot.gas_limit, result=kind.value)
             return True
@@ -241,7 +288,7 @@ class Dispatcher:
         # Not accepted: release the nonce if it is the last one, else fill it.
         if slot.hashes and len(slot.hashes) > 1:
             return True  # an older version of this nonce is still pooled
-        if self.next_nonce == slot.nonce + 1:
+        if self.next_nonce == slot.nonce + 1 or (fresh and not last):
             self.next_nonce = slot.nonce
             self._finish(slot, DROPPED, f"refused: {kind.value}")
             return False
@@ -255,12 +302,12 @@ class Dispatcher:
             return
         assert self.address is not None
         mined_nonce = await self.rpc.nonce(self.address, "latest")
+        mined = [slot for nonce, slot in sorted(self.slots.items()) if nonce < mined_nonce]
+        if mined:
+            await self._resolve_many(mined)
         for nonce in sorted(self.slots):
             slot = self.slots.get(nonce)
-            if slot is None:
-                continue
-            if nonce < mined_nonce:
-                await self._resolve(slot)
+            if slot is None or nonce < mined_nonce:
                 continue
             if slot.kind == "liquidation" and nonce == mined_nonce:
                 # Next to be mined: still worth it?
@@ -343,6 +390,26 @@ class Dispatcher:
         log.info("tx_cancel", nonce=slot.nonce, reason=reason, max_fee=fees.max_fee, tip=fees.tip)
         await self._replace(slot, head, fees, self.address, "0x", CANCEL_GAS)
 
+    async def _resolve_many(self, slots: list[TxRecord], concurrency: int = 16) -> None:
+        """Resolves mined slots, fetching receipts concurrently; the results
+        are committed to the store in one transaction."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(slot: TxRecord) -> None:
+            async with sem:
+                await self._resolve(slot)
+
+        self._deferred = []
+        try:
+            await asyncio.gather(*(one(s) for s in slots))
+        finally:
+            deferred, self._deferred = self._deferred, None
+            if deferred:
+                self.store.save_txs(deferred)
+            for slot in deferred:
+                if self.on_resolved is not None:
+                    self.on_resolved(slot)
+
     async def _resolve(self, slot: TxRecord) -> None:
         """The slot's nonce is mined: find which version (if any) made it."""
         for tx_hash in reversed(slot.hashes):
@@ -379,10 +446,13 @@ class Dispatcher:
 
     def _finish(self, slot: TxRecord, status: str, reason: str) -> None:
         slot.status = status
-        self.store.save_tx(slot)
         self.slots.pop(slot.nonce, None)
         log.info("tx_final", nonce=slot.nonce, status=status, kind=slot.kind, account=slot.account,
                  hash=slot.hash, reason=reason)
+        if self._deferred is not None:
+            self._deferred.append(slot)  # saved (and reported) together by _resolve_many
+            return
+        self.store.save_tx(slot)
         if self.on_resolved is not None:
             self.on_resolved(slot)
 

@@ -180,18 +180,27 @@ class Store:
     # -- transactions -----------------------------------------------------------
     def save_tx(self, tx: TxRecord) -> None:
         """Inserts or replaces the nonce slot, committed before returning."""
-        tx.updated_at = time.time()
+        self.save_txs([tx])
+
+    def save_txs(self, txs: list[TxRecord]) -> None:
+        """Inserts or replaces nonce slots in one committed transaction."""
+        now = time.time()
         with self._tx():
-            self.db.execute(
-                "INSERT OR REPLACE INTO txs (nonce, kind, account, status, raw, hash, hashes, max_fee, tip, gas_limit,"
-                " expected_profit_wei, sent_block, bumps, payload, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tx.nonce, tx.kind, tx.account, tx.status, tx.raw, tx.hash, json.dumps(tx.hashes), str(tx.max_fee),
-                    str(tx.tip), tx.gas_limit, str(tx.expected_profit_wei), tx.sent_block, tx.bumps,
-                    json.dumps(tx.payload), tx.created_at, tx.updated_at,
-                ),
-            )
+            for tx in txs:
+                tx.updated_at = now
+                self._save(tx)
+
+    def _save(self, tx: TxRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO txs (nonce, kind, account, status, raw, hash, hashes, max_fee, tip, gas_limit,"
+            " expected_profit_wei, sent_block, bumps, payload, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tx.nonce, tx.kind, tx.account, tx.status, tx.raw, tx.hash, json.dumps(tx.hashes), str(tx.max_fee),
+                str(tx.tip), tx.gas_limit, str(tx.expected_profit_wei), tx.sent_block, tx.bumps,
+                json.dumps(tx.payload), tx.created_at, tx.updated_at,
+            ),
+        )
 
     def txs(self, status: str | None = None) -> list[TxRecord]:
         q = "SELECT nonce, kind, account, status, raw, hash, hashes, max_fee, tip, gas_limit, expected_profit_wei," \
