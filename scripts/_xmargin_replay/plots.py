@@ -4,7 +4,7 @@
   events), liquidations marked at their blocks' times and feed prices (one
   marker per Liquidation event, by seized asset);
 - health.png: borrowers by maintenance health ratio bucket over time
-  (stacked), from MarginLens.healths at one block per simulated hour;
+  (stacked), from MarginEngine.weighted_health once per simulated hour;
 - insurance.png: insurance fund per asset in USD over time.
 """
 
@@ -67,7 +67,7 @@ def write_plots(report: dict, liquidation_points: list[tuple[int, str, float]], 
     ax.stackplot(times, *series, labels=[b[2] for b in RATIO_BUCKETS], colors=colors, alpha=0.85)
     ax.set_ylabel("borrowers with debt")
     ax.legend(loc="upper right", fontsize=8, title="maintenance health ratio")
-    _style(ax, "Health distribution over time (MarginLens.healths, hourly)")
+    _style(ax, "Health distribution over time (MarginEngine.weighted_health, hourly)")
     fig.tight_layout()
     fig.savefig(out_dir / "health.png", dpi=110)
     plt.close(fig)

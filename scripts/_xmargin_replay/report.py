@@ -227,7 +227,7 @@ def analyse(run) -> dict:
             "usd": sum(a["usd"] for a in bad_debt.values()),
             "by_asset": bad_debt,
             "settled_by": {_role(addr, run): n for addr, n in _count(senders.values()).items()},
-            "settled_by_replay": len(run.settle_txs),
+            "settled_by_replay": gas_settled(run, chain),
         },
         "collateral_forfeited": per_asset(ev["CollateralForfeited"], "amount"),
         "insurance_fund_used": per_asset(ev["InsuranceFundUsed"], "amount"),
@@ -246,6 +246,14 @@ def analyse(run) -> dict:
         "liquidation_events": liquidation_events,
         "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
     }
+
+
+def gas_settled(run, chain: Chain) -> int:
+    """Successful settle_bad_debt transactions sent by the replay."""
+    if not run.settle_txs:
+        return 0
+    receipts = chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in run.settle_txs])
+    return sum(1 for r in receipts if int(r["status"], 16) == 1)
 
 
 def _role(address: str, run) -> str:
@@ -298,11 +306,15 @@ def _tx_senders(chain: Chain, hashes: set[str]) -> dict[str, str]:
 
 def _gas(chain: Chain, liqs: list[dict], settle_txs: list[str]) -> dict:
     def stats(hashes: list[str]) -> dict:
+        """Gas of the successful transactions; `reverted` counts the others."""
         if not hashes:
-            return {"txs": 0, "total": 0, "mean": 0, "max": 0}
+            return {"txs": 0, "total": 0, "mean": 0, "max": 0, "reverted": 0}
         receipts = chain.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-        used = [int(r["gasUsed"], 16) for r in receipts]
-        return {"txs": len(used), "total": sum(used), "mean": round(sum(used) / len(used)), "max": max(used)}
+        used = [int(r["gasUsed"], 16) for r in receipts if int(r["status"], 16) == 1]
+        reverted = len(receipts) - len(used)
+        if not used:
+            return {"txs": 0, "total": 0, "mean": 0, "max": 0, "reverted": reverted}
+        return {"txs": len(used), "total": sum(used), "mean": round(sum(used) / len(used)), "max": max(used), "reverted": reverted}
 
     return {"liquidation": stats(sorted({e["tx"] for e in liqs})), "settle_bad_debt": stats(sorted(set(settle_txs)))}
 
@@ -358,7 +370,7 @@ def render_markdown(r: dict, plots: list[str]) -> str:
         f"| keeper latency, blocks (median / p90 / max) | "
         + (f"{lat['median']} / {lat['p90']} / {lat['max']} over {lat['episodes']} episodes |" if lat.get("episodes") else "n/a |"),
         f"| gas per liquidation (mean / max) | {g['liquidation']['mean']:,} / {g['liquidation']['max']:,} ({g['liquidation']['txs']} txs, {g['liquidation']['total']:,} total) |",
-        f"| gas per settle_bad_debt (mean) | {g['settle_bad_debt']['mean']:,} ({g['settle_bad_debt']['txs']} txs by the replay) |",
+        f"| gas per settle_bad_debt (mean) | {g['settle_bad_debt']['mean']:,} ({g['settle_bad_debt']['txs']} txs by the replay, {g['settle_bad_debt']['reverted']} reverted) |",
         f"| accounts below maintenance at the end | **{end['accounts_below_maintenance']}** |",
         "",
         "## Liquidations by asset",
@@ -382,7 +394,8 @@ def render_markdown(r: dict, plots: list[str]) -> str:
         body = ", ".join(f"{s}: {tok(s, v['amount'])} ({_usd(v['usd'])}, {v['events']} events)" for s, v in data.items()) or "none"
         lines.append(f"- {title}: {body}")
     lines += [
-        f"- Settled by: " + (", ".join(f"{a} ({n})" for a, n in bd["settled_by"].items()) or "nobody") + f"; the replay sent {bd['settled_by_replay']} settle_bad_debt transaction(s) after the drain.",
+        "- Settled by: " + (", ".join(f"{a} ({n})" for a, n in bd["settled_by"].items()) or "nobody")
+        + f"; the replay settles hourly and after the drain ({bd['settled_by_replay']} successful settle_bad_debt transaction(s)).",
         "",
         "## Keeper latency",
         "",

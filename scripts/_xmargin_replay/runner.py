@@ -18,11 +18,12 @@ Order (every child process is stopped on every exit path, see processes.py):
    answer (or right after a liquidation) the blocks are mined `block_wall` s
    apart in wall time so the keeper can see the update and send; quiet steps
    are mined at once;
-7. drain: blocks keep coming until no account is liquidatable (or
-   `drain_blocks`); then the replay settles bad debt (`settle_bad_debt`) of
-   every account whose collateral is worth less than the dust threshold --
-   the protocol's write-off path, which anyone may call; whether the keeper
-   or the replay settled it, the BadDebtSettled events count the same;
+7. bad debt: every simulated hour, and once more after the drain (blocks
+   keep coming until no account is liquidatable, or `drain_blocks`), the
+   replay calls `settle_bad_debt` for every account below maintenance whose
+   collateral is worth less than the dust threshold -- the protocol's
+   write-off path, which anyone may call; whoever settles, the
+   BadDebtSettled events count the same;
 8. the keeper is stopped and the report is read from the chain (report.py).
 """
 
@@ -307,6 +308,7 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
         stable_last: dict[str, int] = {s: -(10**12) for s in stable}
         liquidations = 0
         last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        dust = sim.engine.functions.liquidation_settings().call()[0]
         t0 = time.monotonic()
         active_next = False
         next_sample = plan.steps[0].t
@@ -364,6 +366,9 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
                     if healths is None:
                         healths = observer.observe()
                     run.samples.append(sample(step.t, first, healths, markets(rpc, record["lens"], tokens), decimals))
+                    # hourly bad-debt sweep: settle accounts whose collateral is
+                    # below dust (mined with the next step's first block)
+                    run.settle_txs += settle_bad_debt(sim, refs, healths, dust, wait=False)
                 if keeper_proc is not None and keeper_proc.poll() is not None:
                     raise ReplayError(f"the keeper exited with code {keeper_proc.returncode}:\n{_tail(run_dir / 'keeper.log')}")
                 progress.update(task, advance=1, info=f"{_fmt_time(step.t)}  ETH {step.prices['WETH'] / 1e8:>8,.2f}  "
@@ -373,7 +378,6 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
 
         # -- drain, settle -------------------------------------------------------------------
         t0 = time.monotonic()
-        dust = sim.engine.functions.liquidation_settings().call()[0]
         drained = 0
         while keeper_proc is not None and drained < options.drain_blocks:
             healths = observer.observe()
@@ -389,9 +393,12 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
         if keeper_proc is not None:
             kids_stop_keeper(keeper_proc)
             run.keeper_exit = keeper_proc.returncode
-        # settle with automine on (the keeper is stopped: nothing else sends)
+        # flush what is pending (hourly settlements, the keeper's last
+        # transactions), then settle with automine on: nothing else sends now
+        last_ts += BLOCK_SECONDS
+        rpc.call("evm_mine", last_ts)
         rpc.call("evm_setAutomine", True)
-        run.settle_txs = settle_bad_debt(sim, refs, observer.observe(), dust)
+        run.settle_txs += settle_bad_debt(sim, refs, observer.observe(), dust)
         run.last_block = int(rpc.call("eth_blockNumber"), 16)
         run.end_healths = observer.observe()
         run.samples.append(sample(last_ts, run.last_block, run.end_healths, markets(rpc, record["lens"], tokens), decimals))
@@ -427,10 +434,13 @@ def _warm_up(rpc, keeper_proc, ts: int, run_dir: Path, seconds: float = 4.0) -> 
         rpc.call("evm_mine", last)
 
 
-def settle_bad_debt(sim, refs: list[tuple[str, int]], healths: list, dust: int) -> list[str]:
+def settle_bad_debt(sim, refs: list[tuple[str, int]], healths: list, dust: int, wait: bool = True) -> list[str]:
     """settle_bad_debt for every account with debt, below maintenance, whose
     collateral is worth less than the dust threshold `dust` (USD WAD) -- the
-    engine's own conditions, so nothing that would revert is sent. Returns
+    engine's own conditions as of `healths`. With `wait` (automine on) each
+    receipt must succeed; without, the transactions are only sent (mining
+    off: they land in the next block, and one may revert if prices moved
+    back up meanwhile -- the report counts only successful ones). Returns
     the transaction hashes."""
     hashes = []
     for (owner, sub_id), h in zip(refs, healths):
@@ -438,8 +448,8 @@ def settle_bad_debt(sim, refs: list[tuple[str, int]], healths: list, dust: int) 
             continue
         if not (h.collateral_value == 0 or h.collateral_value < dust):
             continue
-        receipt = sim.call_fn(sim.engine, "settle_bad_debt", owner, sub_id, gas=3_000_000)
-        hashes.append(receipt["transactionHash"])
+        sent = sim.call_fn(sim.engine, "settle_bad_debt", owner, sub_id, gas=3_000_000, wait=wait)
+        hashes.append(sent["transactionHash"] if wait else sent)
     return hashes
 
 
