@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class SentTx:
     to: str | None
     data: str
     forwarded: bool  # False when a fault was injected instead
+    at: float = 0.0  # time.monotonic() when the proxy received it
 
 
 @dataclass
@@ -109,13 +111,16 @@ class ChaosProxy:
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        self._decode_lock = threading.Lock()
         self._rules: list[_Rule] = []
         self._outage: str | None = None
         self._refuse_ws = False
         self._counts: Counter[str] = Counter()
         self._forwarded: Counter[str] = Counter()
         self._injected: Counter[str] = Counter()
-        self._sent: list[SentTx] = []
+        self._raw: list[tuple[str, bool, float]] = []  # (raw tx, forwarded, time)
+        self._sent: list[SentTx] = []  # decoded prefix of _raw
+        self._invalid = 0
         self._ws_sessions: set[web.WebSocketResponse] = set()
         self.ws_connections = 0  # accepted websocket sessions, ever
         self._loop = asyncio.new_event_loop()
@@ -200,12 +205,28 @@ class ChaosProxy:
             self._counts.clear()
             self._forwarded.clear()
             self._injected.clear()
+            self._raw.clear()
             self._sent.clear()
+            self._invalid = 0
 
     @property
     def raw_transactions(self) -> list[SentTx]:
-        with self._lock:
-            return list(self._sent)
+        """Every eth_sendRawTransaction seen, decoded, in arrival order
+        (invalid payloads, which the node rejects anyway, are left out)."""
+        with self._decode_lock:
+            with self._lock:
+                raw = self._raw[len(self._sent) + self._invalid :]
+            for payload, forwarded, at in raw:
+                try:
+                    h, sender, nonce, to, data = decode_raw(payload)
+                except Exception:
+                    with self._lock:
+                        self._invalid += 1
+                    continue
+                with self._lock:
+                    self._sent.append(SentTx(h, sender, nonce, to, data, forwarded=forwarded, at=at))
+            with self._lock:
+                return list(self._sent)
 
     def resends(self) -> list[SentTx]:
         """Forwarded raw transactions whose identical signed bytes (same hash)
@@ -299,6 +320,7 @@ class ChaosProxy:
         return None
 
     def _note(self, requests_: list[dict], fault: str | None) -> None:
+        now = time.monotonic()
         with self._lock:
             for r in requests_:
                 m = r.get("method", "?")
@@ -308,12 +330,8 @@ class ChaosProxy:
                     self._forwarded[m] += 1
         for r in requests_:
             if r.get("method") == "eth_sendRawTransaction" and r.get("params"):
-                try:
-                    h, sender, nonce, to, data = decode_raw(r["params"][0])
-                except Exception:  # not a valid transaction: the node will reject it
-                    continue
-                with self._lock:
-                    self._sent.append(SentTx(h, sender, nonce, to, data, forwarded=fault is None))
+                with self._lock:  # decoded lazily (signature recovery is slow): see raw_transactions
+                    self._raw.append((r["params"][0], fault is None, now))
 
     @staticmethod
     def _error(req: dict, code: int, message: str) -> dict:

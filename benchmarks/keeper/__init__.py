@@ -1,0 +1,1 @@
+"""Keeper benchmark (`python -m benchmarks.keeper.run`)."""

@@ -1,0 +1,3 @@
+from benchmarks.keeper.run import main
+
+main()
