@@ -67,8 +67,9 @@ def open_borrower(dep: LocalDeployment, borrower: str, weth: float = 10, usdc: f
     dep.send(dep.engine.functions.borrow(dep.tokens["USDC"].address, dep.units("USDC", usdc), sub_id), borrower)
 
 
-def maintenance_health(dep: LocalDeployment, owner: str, sub_id: int = 0) -> int:
-    return dep.engine.functions.health(owner, sub_id).call()[1]
+def maintenance_health(dep: LocalDeployment, owner: str, sub_id: int = 0, block: int | str = "latest") -> int:
+    """engine.health(owner, sub_id)[1] (USD WAD) at ``block``."""
+    return dep.engine.functions.health(owner, sub_id).call(block_identifier=block)[1]
 
 
 async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:

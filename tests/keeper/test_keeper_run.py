@@ -37,6 +37,12 @@ def counter(metric, *labels) -> float:
     return (metric.labels(*labels) if labels else metric)._value.get()
 
 
+def replica_health(keeper, dep, key, block: int) -> int:
+    """The replica's maintenance health of ``key`` recomputed at ``block``'s time."""
+    keeper.replica.recompute(dep.anvil.w3.eth.get_block(block)["timestamp"], [key])
+    return keeper.replica.health[key].health
+
+
 def liquidation_events(dep, from_block: int) -> list[dict]:
     return [dict(e["args"]) for e in dep.engine.events.Liquidation().get_logs(from_block=from_block)]
 
@@ -71,7 +77,8 @@ def test_price_drop_is_liquidated_once_with_the_planned_amounts(fresh_chain, tmp
                 dep.anvil.mine(1)
             await until(lambda: keeper.state.processed >= dep.anvil.head())
             assert counter(keeper.metrics.liquidations_sent) == 1
-            assert keeper.replica.health[(borrower.lower(), 0)].health == maintenance_health(dep, borrower) > 0
+            key, block = (borrower.lower(), 0), keeper.state.processed
+            assert replica_health(keeper, dep, key, block) == maintenance_health(dep, borrower, block=block) > 0
             assert counter(keeper.metrics.accounts_tracked) == 2  # the fixture's lender and the borrower
             assert counter(keeper.metrics.profit_usd_wad) > 0
 
@@ -128,7 +135,8 @@ def test_store_resume_skips_the_full_sync(fresh_chain, tmp_path):
         assert keys <= set(second.replica.accounts)
         for key in keys:
             acc = second.replica.accounts[key]
-            assert second.replica.health[key].health == maintenance_health(dep, acc.owner, acc.sub_id)
+            block = second.state.processed
+            assert replica_health(second, dep, key, block) == maintenance_health(dep, acc.owner, acc.sub_id, block)
         # the same state as a keeper rebuilt from scratch
         fresh = Keeper(settings_for(dep, tmp_path / "fresh", strategy={"dry_run": True}), account=KEEPER)
         await fresh.startup()
@@ -160,7 +168,8 @@ def test_reorg_removing_the_price_update_is_rolled_back(fresh_chain, tmp_path):
             await keeper.process_to(dep.anvil.head())
             assert counter(keeper.metrics.reorgs) == 1
             assert key not in keeper.replica.liquidatable
-            assert keeper.replica.health[key].health == maintenance_health(dep, borrower) > 0
+            block = keeper.state.processed
+            assert replica_health(keeper, dep, key, block) == maintenance_health(dep, borrower, block=block) > 0
             head = dep.anvil.w3.eth.get_block("latest")
             assert keeper.store.last_block() == (head["number"], "0x" + head["hash"].hex().removeprefix("0x"))
         finally:
@@ -233,3 +242,23 @@ port = {port}
     assert sum(1 for x in lines if x["event"] == "tx_sent" and x["kind"] == "liquidation") == 1
     assert not any(x["level"] == "error" for x in lines)
     assert KEEPER_KEY[2:] not in log_path.read_text() and "pw-123" not in log_path.read_text()
+
+    # `status` (store + node) and `scan` (one-shot report) on the same config
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "keeper", *args, "--config", str(tmp_path / "keeper.toml"), "--json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    status = cli("status")
+    head = dep.anvil.head()
+    assert status["chain_id"] == 31337 and status["engine"] == dep.engine.address.lower()
+    assert status["head"] == head and status["lag"] == head - status["last_block"] >= 0
+    assert status["accounts_tracked"] == 2 and status["in_flight"] == []
+    assert [(t["kind"], t["status"]) for t in status["recent"]][-1] == ("liquidation", "mined")
+    scan = cli("scan")
+    assert scan["block"] == dep.anvil.head()
+    rows = {(r["owner"], r["sub_id"]): r for r in scan["accounts"]}
+    row = rows[(borrower, 0)]
+    assert int(row["health"]) == maintenance_health(dep, borrower, block=scan["block"]) > 0 and row["liquidatable"] is False
+    assert int(row["debt"]) > 0 and row["prices_valid"] is True
