@@ -62,9 +62,9 @@ def load_account(settings: AccountSettings) -> LocalAccount:
 
 
 def write_keystore(private_key: str | bytes, password: str, path: Path, *, iterations: int = 2) -> str:
-    """Writes an encrypted keystore (scrypt; low cost for tests/local chains
-    when ``iterations`` is small). Returns the address. For local chains and
-    tests; production keys are created with ``ape accounts generate``."""
+    """Writes an encrypted keystore (pbkdf2 with ``iterations`` rounds: the
+    default is cheap, for tests and local chains only). Returns the address.
+    Production keys come from ``ape accounts generate`` / ``geth account new``."""
     keyfile = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=iterations)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(keyfile), encoding="utf8")

@@ -193,3 +193,21 @@ def test_exit_code_startup_check_wrong_chain(tmp_path):
         done = cli("run", "--config", str(path), env={"TEST_KEEPER_PW": "secret"})
         assert done.returncode == EXIT_STARTUP_CHECK
         assert "is not account.address 0x0000000000000000000000000000000000000001" in done.stderr
+
+
+def test_ape_alias_and_keystore_load_the_same_key(tmp_path, monkeypatch):
+    from eth_account import Account
+
+    from keeper.config import AccountSettings
+    from keeper.errors import KeyLoadError
+    from keeper.keys import load_account, write_keystore
+
+    monkeypatch.setenv("APE_DATA_FOLDER", str(tmp_path / "ape"))
+    write_keystore(KEEPER_KEY, "pw", tmp_path / "ape" / "accounts" / "keeper.json")
+    monkeypatch.setenv("KEEPER_PW", "pw")
+    by_alias = load_account(AccountSettings(ape_alias="keeper", password_env="KEEPER_PW"))
+    assert by_alias.address == Account.from_key(KEEPER_KEY).address
+    with pytest.raises(KeyLoadError, match="ape alias 'other' file not found"):
+        load_account(AccountSettings(ape_alias="other", password_env="KEEPER_PW"))
+    with pytest.raises(KeyLoadError, match="set account.keystore or account.ape_alias"):
+        load_account(AccountSettings())
