@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,14 +43,14 @@ from . import risk_model as rm
 from .abi import codec
 from .config import Deployment, KeeperSettings, WAD, resolve_deployment
 from .dispatcher import Dispatcher, SendRequest, initial_fees
-from .errors import NodeUnreachable, StartupCheckFailed
+from .errors import ConfigError, NodeUnreachable, StartupCheckFailed
 from .keys import load_account
 from .metrics import HealthServer, Metrics
 from .replica import AccountKey, Delta, Replica
 from .rpc import HeadSubscription, Rpc, RpcError, RpcUnavailable
 from .store import Store, TxRecord
 from .strategy import Candidate, Skip, Strategy
-from .sync import ChunkState, DecodedLog, decode_logs, fetch_logs
+from .sync import ChunkState, LogFetchFailed, decode_logs, fetch_logs
 
 log = structlog.get_logger("keeper")
 
@@ -193,8 +194,6 @@ class Keeper:
         if s.strategy.native_price_symbol is not None:
             a = self.deployment.assets.get(s.strategy.native_price_symbol)
             if a is None:
-                from .errors import ConfigError
-
                 raise ConfigError(f"strategy.native_price_symbol: {s.strategy.native_price_symbol} is not a listed asset")
             native_id = a.asset_id
         elif s.strategy.native_price_usd is None:
@@ -203,8 +202,6 @@ class Keeper:
                     native_id = self.deployment.assets[sym].asset_id
         native_usd = None
         if s.strategy.native_price_usd is not None:
-            from decimal import Decimal
-
             native_usd = int(Decimal(s.strategy.native_price_usd) * WAD)
         self.strategy = Strategy(
             self.replica, mode=s.strategy.mode, engine=self.engine, keeper_address=keeper_addr,
@@ -681,10 +678,11 @@ class Keeper:
                     "in_flight": self.dispatcher.in_flight if self.dispatcher else 0}
 
     async def _poll_heads(self, stop: asyncio.Event) -> None:
-        """HTTP head polling: every poll_interval, or 10x slower as a
-        watchdog while the websocket delivers heads."""
+        """HTTP head polling every poll_interval: the trigger without a
+        websocket, and with one the watchdog that notices a silent socket or
+        a node that stopped answering (it also keeps /health's rpc_ok)."""
         while not stop.is_set():
-            interval = self.settings.sync.poll_interval * (10 if self._ws_up else 1)
+            interval = self.settings.sync.poll_interval
             try:
                 n = await self.rpc.block_number()
                 self.state.rpc_ok = True
@@ -777,8 +775,6 @@ class Keeper:
                         await asyncio.sleep(min(1.0, self.settings.sync.poll_interval))
                         self._new_head.set()
                     except Exception as exc:  # keep running: a bug in one block must not stop the keeper
-                        from .sync import LogFetchFailed
-
                         level = log.warning if isinstance(exc, LogFetchFailed) else log.exception
                         level("block_handler_failed", error=str(exc)[:300])
                         await asyncio.sleep(min(1.0, self.settings.sync.poll_interval))
