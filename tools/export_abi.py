@@ -2,6 +2,8 @@
 
     python tools/export_abi.py            # (re)write abi/
     python tools/export_abi.py --check    # exit 1 if abi/ differs from the contracts
+    python tools/export_abi.py --local    # also abi/deployments/local/<network>.json from
+                                          # deployments/local/ (`make demo`, git-ignored)
 
 Layout written (every file is generated; do not edit by hand):
 
@@ -205,8 +207,19 @@ def build() -> dict[str, str]:
     return out
 
 
+LOCAL_PREFIX = "deployments/local/"  # exported on request only, git-ignored, never checked
+
+
+def local_deployments() -> dict[str, str]:
+    """abi/deployments/local/<network>.json of every local record
+    (deployments/local/*.json, written by `ape run deploy` on dev chains)."""
+    return {f"{LOCAL_PREFIX}{p.stem}.json": _dump(frontend_deployment(json.loads(p.read_text())))
+            for p in sorted((DEPLOYMENTS / "local").glob("*.json"))}
+
+
 def diff(expected: dict[str, str], root: Path = ABI_DIR) -> list[str]:
-    """Problems of `root` against `expected` (empty = in sync)."""
+    """Problems of `root` against `expected` (empty = in sync); local
+    deployment exports are ignored."""
     problems = []
     for rel, text in sorted(expected.items()):
         path = root / rel
@@ -216,13 +229,15 @@ def diff(expected: dict[str, str], root: Path = ABI_DIR) -> list[str]:
             problems.append(f"abi/{rel}: differs from the compiled contracts")
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and rel not in expected and not rel.startswith("README"):
+        if path.is_file() and rel not in expected and not rel.startswith(("README", LOCAL_PREFIX)):
             problems.append(f"abi/{rel}: not produced by the export (stale file)")
     return problems
 
 
-def write(files: dict[str, str], root: Path = ABI_DIR) -> None:
-    for rel in diff(files, root):
+def write(files: dict[str, str], root: Path = ABI_DIR, prune: bool = True) -> None:
+    """Writes `files` under `root`; with `prune`, deletes files the export no
+    longer produces (never local deployment exports)."""
+    for rel in diff(files, root) if prune else []:
         if rel.endswith("(stale file)"):
             (root / rel.split(":")[0].removeprefix("abi/")).unlink()
     for rel, text in files.items():
@@ -234,6 +249,8 @@ def write(files: dict[str, str], root: Path = ABI_DIR) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if abi/ differs from the contracts; write nothing")
+    parser.add_argument("--local", action="store_true",
+                        help="also export deployments/local/*.json to abi/deployments/local/ (git-ignored)")
     args = parser.parse_args(argv)
     files = build()
     if args.check:
@@ -247,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     write(files)
     print(f"wrote {len(files)} files under abi/")
+    if args.local:
+        local = local_deployments()
+        write(local, prune=False)
+        print(f"wrote {len(local)} local deployment file(s): " + (", ".join(f"abi/{k}" for k in local) or "none found in deployments/local/"))
     return 0
 
 

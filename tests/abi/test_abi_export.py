@@ -67,11 +67,16 @@ def test_drift_is_reported_with_the_fix(exported, tmp_path):
     lens.write_text(lens.read_text().replace('"health_ratio"', '"health_ratio_v0"'))
     (tmp_path / "Old.json").write_text("[]")
     (tmp_path / "mocks" / "MockUSDT.json").unlink()
+    local = tmp_path / "deployments" / "local" / "local.json"  # `--local` exports are never drift
+    local.parent.mkdir(parents=True)
+    local.write_text("{}")
     assert export_abi.diff(exported, tmp_path) == [
         "abi/MarginLens.json: differs from the compiled contracts",
         "abi/mocks/MockUSDT.json: missing",
         "abi/Old.json: not produced by the export (stale file)",
     ]
+    export_abi.write(exported, tmp_path)  # repairs, prunes the stale file, keeps the local export
+    assert export_abi.diff(exported, tmp_path) == [] and local.is_file() and not (tmp_path / "Old.json").exists()
 
 
 def test_deployment_records_are_reduced_for_front_ends():
