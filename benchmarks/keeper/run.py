@@ -138,64 +138,68 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
             config, env = write_keeper_files(tmp, proxy.url, state.record_path, rpc_ws=proxy.ws_url)
             _tune_config(config)
             proc = SubprocessKeeper(config, env, tmp / "keeper.log")
-            t = time.monotonic()
-            proc.start()
-            proc.wait_started(timeout=600)
-            res.startup_wall_s = round(time.monotonic() - t, 2)
-            sync = events(proc.entries(), "full_sync_done")
-            res.sync_full_s = sync[0]["seconds"] if sync else None
-            # let the approvals get mined and the keeper settle
-            first = node.block_number()
-            _wait(lambda: node.block_number() >= first + 3, 30, "blocks")
+            try:
+                t = time.monotonic()
+                proc.start()
+                proc.wait_started(timeout=600)
+                res.startup_wall_s = round(time.monotonic() - t, 2)
+                sync = events(proc.entries(), "full_sync_done")
+                res.sync_full_s = sync[0]["seconds"] if sync else None
+                # let the approvals get mined and the keeper settle
+                first = node.block_number()
+                _wait(lambda: node.block_number() >= first + 3, 30, "blocks")
 
-            console.print(f"[bold]3/5[/] idle load over {idle_blocks} blocks")
-            proxy.reset_counts()
-            b0 = node.block_number()
-            _wait(lambda: node.block_number() >= b0 + idle_blocks, idle_blocks * 3 + 30, "idle blocks")
-            counts = proxy.counts()
-            res.idle_blocks = node.block_number() - b0
-            res.idle_requests_per_block = round(sum(counts.values()) / res.idle_blocks, 2)
-            res.idle_by_method = {m: round(c / res.idle_blocks, 2) for m, c in sorted(counts.items(), key=lambda x: -x[1])}
+                console.print(f"[bold]3/5[/] idle load over {idle_blocks} blocks")
+                proxy.reset_counts()
+                b0 = node.block_number()
+                _wait(lambda: node.block_number() >= b0 + idle_blocks, idle_blocks * 3 + 30, "idle blocks")
+                counts = proxy.counts()
+                res.idle_blocks = node.block_number() - b0
+                res.idle_requests_per_block = round(sum(counts.values()) / res.idle_blocks, 2)
+                res.idle_by_method = {m: round(c / res.idle_blocks, 2) for m, c in sorted(counts.items(), key=lambda x: -x[1])}
 
-            console.print(f"[bold]4/5[/] ETH/USD x {drop}: reaction")
-            proxy.reset_counts()
-            new_price = sim.price("WETH") * Decimal(drop)
-            receipt = sim.set_price("WETH", new_price)  # returns once mined
-            update_block = int(receipt["blockNumber"], 16)
-            t_update = time.monotonic()  # the update's block is visible now (polled every 20 ms)
-            borrowers = [a.ref for a in state.accounts if not a.is_lender]
-            engine = sim.record.engine.lower()
+                console.print(f"[bold]4/5[/] ETH/USD x {drop}: reaction")
+                proxy.reset_counts()
+                new_price = sim.price("WETH") * Decimal(drop)
+                receipt = sim.set_price("WETH", new_price)  # returns once mined
+                update_block = int(receipt["blockNumber"], 16)
+                t_update = time.monotonic()  # the update's block is visible now (polled every 20 ms)
+                borrowers = [a.ref for a in state.accounts if not a.is_lender]
+                engine = sim.record.engine.lower()
 
-            def liquidation_sends():
-                return [x for x in proxy.raw_transactions if x.forwarded and x.to == engine]
+                def liquidation_sends():
+                    return [x for x in proxy.raw_transactions if x.forwarded and x.to == engine]
 
-            # the keeper goes quiet: no new liquidation broadcast for 3 s
-            last_count, quiet_since = -1, time.monotonic()
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                count = len(liquidation_sends())
-                if count != last_count:
-                    last_count, quiet_since = count, time.monotonic()
-                elif count and time.monotonic() - quiet_since > 3:
-                    break
-                time.sleep(0.05)
-            sent = liquidation_sends()
-            res.liquidations_sent = len(sent)
-            if sent:
-                res.update_to_first_broadcast_s = round(min(x.at for x in sent) - t_update, 3)
-                res.update_to_last_broadcast_s = round(max(x.at for x in sent) - t_update, 3)
-                _wait(lambda: all(node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])), 120, "all mined", poll=1)
-                receipts = node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])
-                blocks = [int(r["blockNumber"], 16) for r in receipts]
-                res.mined_next_block = sum(1 for b in blocks if b == update_block + 1)
-                res.mined_next_block_share = round(res.mined_next_block / len(sent), 3)
-                res.blocks_to_mine_all = max(blocks) - update_block
-            # accounts liquidatable right after the update (read at the update block)
-            healths = sim.healths(borrowers, block=hex(update_block))
-            res.liquidatable = sum(1 for h in healths if h[4] and h[1] < 0)
-            rc = proc.terminate()
-            if rc != 0:
-                console.print(f"[red]keeper exited with {rc}[/]")
+                # the keeper goes quiet: no new liquidation broadcast for 3 s
+                last_count, quiet_since = -1, time.monotonic()
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
+                    count = proxy.forwarded("eth_sendRawTransaction")  # cheap: no decoding while the keeper works
+                    if count != last_count:
+                        last_count, quiet_since = count, time.monotonic()
+                    elif count and time.monotonic() - quiet_since > 3:
+                        break
+                    time.sleep(0.05)
+                sent = liquidation_sends()
+                res.liquidations_sent = len(sent)
+                if sent:
+                    res.update_to_first_broadcast_s = round(min(x.at for x in sent) - t_update, 3)
+                    res.update_to_last_broadcast_s = round(max(x.at for x in sent) - t_update, 3)
+                    _wait(lambda: all(node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])), 120, "all mined", poll=1)
+                    receipts = node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])
+                    blocks = [int(r["blockNumber"], 16) for r in receipts]
+                    res.mined_next_block = sum(1 for b in blocks if b == update_block + 1)
+                    res.mined_next_block_share = round(res.mined_next_block / len(sent), 3)
+                    res.blocks_to_mine_all = max(blocks) - update_block
+                # accounts liquidatable right after the update (read at the update block)
+                healths = sim.healths(borrowers, block=update_block)
+                res.liquidatable = sum(1 for h in healths if h[4] and h[1] < 0)
+                rc = proc.terminate()
+                if rc != 0:
+                    console.print(f"[red]keeper exited with {rc}[/]")
+            finally:
+                if proc.proc is not None and proc.proc.poll() is None:
+                    proc.terminate()
 
         console.print("[bold]5/5[/] replica recompute (in process)")
         res.inprocess_sync_s, res.recompute_ms_runs = _recompute(node.url, state.record_path, tmp)
@@ -204,8 +208,10 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
 
 
 def _tune_config(config: Path) -> None:
-    """Benchmark settings: every liquidatable account in one round."""
-    text = config.read_text().replace("[strategy]\n", "[strategy]\nmax_candidates_per_block = 5000\n", 1)
+    """Benchmark settings: the keeper's default request timeout (10 s; the
+    test harness uses 2 s) and every liquidatable account in one round."""
+    text = config.read_text().replace("request_timeout = 2.0", "request_timeout = 10.0", 1)
+    text = text.replace("[strategy]\n", "[strategy]\nmax_candidates_per_block = 5000\n", 1)
     config.write_text(text)
 
 
@@ -217,7 +223,8 @@ def _recompute(url: str, record_path: Path, tmp: Path) -> tuple[float, list[floa
     from tests.keeper.harness.keeper_driver import keeper_settings
 
     configure("warning", True, stream=io.StringIO())
-    settings = keeper_settings(url, record_path, tmp / "recompute.sqlite", strategy={"dry_run": True})
+    settings = keeper_settings(url, record_path, tmp / "recompute.sqlite", strategy={"dry_run": True},
+                               chain={"request_timeout": 10.0})
     keeper = Keeper(settings)
 
     async def main() -> tuple[float, list[float]]:
