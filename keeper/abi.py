@@ -34,8 +34,24 @@ def _hex(b: bytes | str) -> bytes:
     return bytes.fromhex(b[2:] if b.startswith("0x") else b)
 
 
-def _names(items: list[dict]) -> list[str]:
-    return [i["name"] for i in items]
+@lru_cache(maxsize=65536)
+def checksum(address: str) -> str:
+    """EIP-55 checksummed address (cached: owners repeat across logs)."""
+    return to_checksum_address(address)
+
+
+_STATIC = ("uint", "int", "address", "bool")
+
+
+def _word_decoder(kind: str):
+    """Decoder of one static ABI word (bytes of 32) for uint/int/address/bool."""
+    if kind == "address":
+        return lambda w: checksum("0x" + w[12:].hex())
+    if kind == "bool":
+        return lambda w: w[31] != 0
+    if kind.startswith("uint"):
+        return lambda w: int.from_bytes(w, "big")
+    return lambda w: int.from_bytes(w, "big", signed=True)  # intN words are sign-extended to 256 bits
 
 
 def _to_dict(items: list[dict], values: tuple) -> dict[str, Any]:
@@ -61,6 +77,14 @@ class Codec:
                 self._functions[(item["name"], len(item["inputs"]))] = item
             elif item["type"] == "event":
                 self._events[event_abi_to_log_topic(item)] = item
+        # Events whose fields are all static words decode without eth-abi (hot path of the sync).
+        self._fast: dict[bytes, tuple] = {}
+        for topic, ev in self._events.items():
+            fields = ev["inputs"]
+            if all(i["type"].startswith(_STATIC) and "[" not in i["type"] for i in fields):
+                indexed = [(i["name"], _word_decoder(i["type"])) for i in fields if i.get("indexed")]
+                plain = [(i["name"], _word_decoder(i["type"])) for i in fields if not i.get("indexed")]
+                self._fast[topic] = (ev["name"], indexed, plain)
 
     def function(self, name: str, n_args: int) -> dict:
         try:
@@ -99,7 +123,20 @@ class Codec:
         topics = log.get("topics") or []
         if not topics:
             return None
-        ev = self._events.get(_hex(topics[0]))
+        topic0 = _hex(topics[0])
+        fast = self._fast.get(topic0)
+        if fast is not None:
+            name, indexed_fields, plain_fields = fast
+            out: dict[str, Any] = {}
+            for (field, dec), topic in zip(indexed_fields, topics[1:]):
+                out[field] = dec(_hex(topic))
+            data = _hex(log.get("data") or "0x")
+            if len(data) < 32 * len(plain_fields):
+                raise ValueError(f"{name}: log data too short")
+            for k, (field, dec) in enumerate(plain_fields):
+                out[field] = dec(data[32 * k:32 * k + 32])
+            return name, out
+        ev = self._events.get(topic0)
         if ev is None:
             return None
         indexed = [i for i in ev["inputs"] if i.get("indexed")]
