@@ -747,7 +747,8 @@ class Keeper:
         subclasses (the CLI maps them to exit codes); RPC trouble while
         running is logged and retried."""
         try:
-            await self.startup()
+            if not await self._startup_with_retries(stop):
+                return
             self.state.rpc_ok = True
             if self.settings.metrics.port and self._server is None:
                 self._server = HealthServer(self.metrics, self.health, self.settings.metrics.host, self.settings.metrics.port)
@@ -785,6 +786,32 @@ class Keeper:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await self.close()
+
+    async def _startup_with_retries(self, stop: asyncio.Event) -> bool:
+        """startup(); a node that answered the startup checks but fails
+        later in the initial sync is retried with back-off (the replica and
+        the store are rebuilt), so only a node unreachable from the start
+        exits (NodeUnreachable). Returns False if stopped meanwhile."""
+        backoff = 0.5
+        while True:
+            try:
+                await self.startup()
+                return True
+            except (RpcUnavailable, RpcError, LogFetchFailed) as exc:
+                if self.chain_id is None:
+                    raise NodeUnreachable(f"chain.rpc_http {self.settings.chain.rpc_http}: {exc}") from None
+                log.warning("startup_retry", error=str(exc)[:300], retry_in=backoff)
+                if self.store is not None:
+                    self.store.close()
+                    self.store = None
+                self.replica = Replica()
+                if self.strategy is not None:
+                    self.strategy.replica = self.replica
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                    return False
+                except asyncio.TimeoutError:
+                    backoff = min(backoff * 2, 10.0)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -221,6 +221,14 @@ def test_replica_matches_engine_over_random_states(fresh_chain, tmp_path):
                 compared += compare_with_chain(keeper, dep)
             assert compared >= 30 and liquidated >= 1
             assert await keeper.verify_onchain() == 0  # the periodic resync finds nothing to fix
+            # A corrupted replica (a missed event) is found and re-read from the engine's views.
+            key = next(k for k, a in keeper.replica.accounts.items() if any(d for d, _ in a.positions.values()))
+            acc = keeper.replica.accounts[key]
+            asset_id = next(i for i, (d, _) in acc.positions.items() if d)
+            acc.positions[asset_id][0] += 10**15
+            acc.cache.clear()
+            assert await keeper.verify_onchain() == 1
+            compare_with_chain(keeper, dep)
         finally:
             await keeper.close()
 
