@@ -224,193 +224,201 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
     plan = build_plan(options.scenario, substeps=options.substeps, deviation_bps=options.deviation_bps,
                       heartbeat=options.heartbeat)
     run_dir = Path(tempfile.mkdtemp(prefix="xmargin-replay-"))
-    ok = False
-    with Children() as kids:
-        # -- node ----------------------------------------------------------------
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        genesis = plan.steps[0].t - HOUR
-        anvil = kids.spawn("anvil", [tool("anvil"), "--port", str(port), "--host", "127.0.0.1", "--chain-id", "31337",
-                                     "--hardfork", "prague", "--timestamp", str(genesis), "--gas-limit", "60000000",
-                                     "--silent"], log_path=run_dir / "anvil.log")
-        _rpc_ready(url, anvil)
-        console.print(f"anvil on {url} (genesis {genesis}); run files in {run_dir}")
+    # the run folder (logs, configs, keystore) is removed after a success or
+    # an interrupt, kept after a failure for diagnosis (and with --keep-run-dir)
+    remove = False
+    try:
+        with Children() as kids:
+            # -- node ----------------------------------------------------------------
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            genesis = plan.steps[0].t - HOUR
+            anvil = kids.spawn("anvil", [tool("anvil"), "--port", str(port), "--host", "127.0.0.1", "--chain-id", "31337",
+                                         "--hardfork", "prague", "--timestamp", str(genesis), "--gas-limit", "60000000",
+                                         "--silent"], log_path=run_dir / "anvil.log")
+            _rpc_ready(url, anvil)
+            console.print(f"anvil on {url} (genesis {genesis}); run files in {run_dir}")
 
-        # -- deployment --------------------------------------------------------------
-        t0 = time.monotonic()
-        cfg = replay_deploy_config(plan, run_dir / "deploy.yaml")
-        record_path = run_dir / "deployment.json"
-        env = os.environ | {
-            "APE_FOUNDRY_HOST": url,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")]),
-            "COLUMNS": "200",
-        }
-        code = kids.run("ape run deploy", [tool("ape"), "run", "deploy", "--network", "ethereum:local:foundry",
-                                           "--config", str(cfg), "--deployment-file", str(record_path)],
-                        log_path=run_dir / "deploy.log", env=env, cwd=ROOT, timeout=300)
-        if code != 0 or not record_path.is_file():
-            raise ReplayError(f"`ape run deploy` failed (exit {code}):\n{_tail(run_dir / 'deploy.log')}")
-        record = json.loads(record_path.read_text())
-        timings = {"deploy": time.monotonic() - t0}
-        console.print(f"deployed: engine {record['engine']} (deploy {timings['deploy']:.1f} s)")
+            # -- deployment --------------------------------------------------------------
+            t0 = time.monotonic()
+            cfg = replay_deploy_config(plan, run_dir / "deploy.yaml")
+            record_path = run_dir / "deployment.json"
+            env = os.environ | {
+                "APE_FOUNDRY_HOST": url,
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")]),
+                "COLUMNS": "200",
+            }
+            code = kids.run("ape run deploy", [tool("ape"), "run", "deploy", "--network", "ethereum:local:foundry",
+                                               "--config", str(cfg), "--deployment-file", str(record_path)],
+                            log_path=run_dir / "deploy.log", env=env, cwd=ROOT, timeout=300)
+            if code != 0 or not record_path.is_file():
+                raise ReplayError(f"`ape run deploy` failed (exit {code}):\n{_tail(run_dir / 'deploy.log')}")
+            record = json.loads(record_path.read_text())
+            timings = {"deploy": time.monotonic() - t0}
+            console.print(f"deployed: engine {record['engine']} (deploy {timings['deploy']:.1f} s)")
 
-        # -- population --------------------------------------------------------------
-        from scripts._xmargin_sim.chain import SIM_OPERATOR, Sim
-        from scripts._xmargin_sim.population import open_population
+            # -- population --------------------------------------------------------------
+            from scripts._xmargin_sim.chain import SIM_OPERATOR, Sim
+            from scripts._xmargin_sim.population import open_population
 
-        t0 = time.monotonic()
-        sim = Sim(url, record_path)
-        accounts = open_population(sim, None, options.accounts, seed=options.seed, profile=options.profile)
-        timings["population"] = time.monotonic() - t0
-        borrowers = [a for a in accounts if not a.is_lender]
-        console.print(f"population: {len(accounts)} accounts ({len(borrowers)} borrowers), seed {options.seed}, "
-                      f"profile {options.profile} ({timings['population']:.1f} s)")
-        rpc = sim.rpc
-        rpc.call("evm_setAutomine", False)
-
-        # -- keeper ------------------------------------------------------------------------
-        keeper_address = None
-        keeper_proc = None
-        if options.keeper == "process":
-            key = Web3.keccak(text=f"xmargin.replay.keeper:{options.seed}")
-            keeper_address = Account.from_key(key).address
-            password = f"replay-{options.seed}"
-            keystore = run_dir / "keeper-keystore.json"
-            keystore.write_text(json.dumps(Account.encrypt(key, password, kdf="scrypt", iterations=2**14)))
-            inventory = {"USDC": 10**9 * 10**6, "WETH": 10**6 * 10**18, "WBTC": 10**5 * 10**8}
-            rpc.call("evm_setAutomine", True)
-            sim.fund(keeper_address, {s: v for s, v in inventory.items() if s in sim.assets})
+            t0 = time.monotonic()
+            sim = Sim(url, record_path)
+            accounts = open_population(sim, None, options.accounts, seed=options.seed, profile=options.profile)
+            timings["population"] = time.monotonic() - t0
+            borrowers = [a for a in accounts if not a.is_lender]
+            console.print(f"population: {len(accounts)} accounts ({len(borrowers)} borrowers), seed {options.seed}, "
+                          f"profile {options.profile} ({timings['population']:.1f} s)")
+            rpc = sim.rpc
             rpc.call("evm_setAutomine", False)
-            toml_path = run_dir / "keeper.toml"
-            toml_path.write_text(keeper_toml(url, record_path, keystore, keeper_address, run_dir))
-            cmd = list(options.keeper_cmd or (tool("xmargin-keeper"), "run", "--config", str(toml_path)))
-            # PYTHONPATH: the console script imports this tree's keeper package
-            # (the shared venv's editable install may point at another checkout).
-            keeper_env = os.environ | {KEEPER_PASSWORD_ENV: password,
-                                       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-            keeper_proc = kids.spawn("keeper", cmd, log_path=run_dir / "keeper.log", env=keeper_env, cwd=run_dir)
-            _warm_up(rpc, keeper_proc, plan.steps[0].t - 60, run_dir)
-            console.print(f"keeper {keeper_address} running (pid {keeper_proc.pid}, log {run_dir / 'keeper.log'})")
 
-        # -- replay -----------------------------------------------------------------------
-        head = int(rpc.call("eth_blockNumber"), 16)
-        run = ReplayRun(options, plan, url, record, accounts, keeper_address, SIM_OPERATOR, first_block=head + 1,
-                        timings=timings, run_dir=run_dir)
-        run.update_blocks = {s: [] for s in sim.assets}
-        engine = record["engine"]
-        refs = [(to_checksum_address(a.owner), a.sub_id) for a in borrowers]
-        observer = HealthObserver(rpc, engine, refs)
-        tracker = run.latency
-        tokens = {s: a["token"] for s, a in record["assets"].items()}
-        decimals = {s: sim.assets[s].token_decimals for s in tokens}
-        liq_topic = event_topic("Liquidation")
-        stable = [s for s in sim.assets if s not in plan.steps[0].prices]
-        stable_last: dict[str, int] = {s: -(10**12) for s in stable}
-        liquidations = 0
-        last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
-        dust = sim.engine.functions.liquidation_settings().call()[0]
-        t0 = time.monotonic()
-        active_next = False
-        next_sample = plan.steps[0].t
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("replay", total=len(plan.steps), info="")
-            for step in plan.steps:
-                sends = dict(step.updates)
-                for s in stable:  # $1 feeds: republished on the heartbeat so they never go stale
-                    if step.t - stable_last[s] >= options.heartbeat:
-                        sends[s] = 10**8
-                        stable_last[s] = step.t
-                for symbol, answer in sends.items():
-                    sim.call_fn(sim.feeds[symbol], "set_answer", answer, wait=False, gas=200_000)
-                active = bool(step.updates) or active_next
-                wants_sample = step.t >= next_sample
-                healths = None
-                if active:
-                    for j in range(options.blocks_per_step):
-                        ts = max(last_ts + 1, step.t + j * BLOCK_SECONDS)
-                        rpc.call("evm_mine", ts)
-                        last_ts = ts
-                        mined_at = time.monotonic()
-                        if j == 0:
-                            first = int(rpc.call("eth_blockNumber"), 16)
-                            # read every borrower's health at the update block while the keeper works on it
+            # -- keeper ------------------------------------------------------------------------
+            keeper_address = None
+            keeper_proc = None
+            if options.keeper == "process":
+                key = Web3.keccak(text=f"xmargin.replay.keeper:{options.seed}")
+                keeper_address = Account.from_key(key).address
+                password = f"replay-{options.seed}"
+                keystore = run_dir / "keeper-keystore.json"
+                keystore.write_text(json.dumps(Account.encrypt(key, password, kdf="scrypt", iterations=2**14)))
+                inventory = {"USDC": 10**9 * 10**6, "WETH": 10**6 * 10**18, "WBTC": 10**5 * 10**8}
+                rpc.call("evm_setAutomine", True)
+                sim.fund(keeper_address, {s: v for s, v in inventory.items() if s in sim.assets})
+                rpc.call("evm_setAutomine", False)
+                toml_path = run_dir / "keeper.toml"
+                toml_path.write_text(keeper_toml(url, record_path, keystore, keeper_address, run_dir))
+                cmd = list(options.keeper_cmd or (tool("xmargin-keeper"), "run", "--config", str(toml_path)))
+                # PYTHONPATH: the console script imports this tree's keeper package
+                # (the shared venv's editable install may point at another checkout).
+                keeper_env = os.environ | {KEEPER_PASSWORD_ENV: password,
+                                           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+                keeper_proc = kids.spawn("keeper", cmd, log_path=run_dir / "keeper.log", env=keeper_env, cwd=run_dir)
+                _warm_up(rpc, keeper_proc, plan.steps[0].t - 60, run_dir)
+                console.print(f"keeper {keeper_address} running (pid {keeper_proc.pid}, log {run_dir / 'keeper.log'})")
+
+            # -- replay -----------------------------------------------------------------------
+            head = int(rpc.call("eth_blockNumber"), 16)
+            run = ReplayRun(options, plan, url, record, accounts, keeper_address, SIM_OPERATOR, first_block=head + 1,
+                            timings=timings, run_dir=run_dir)
+            run.update_blocks = {s: [] for s in sim.assets}
+            engine = record["engine"]
+            refs = [(to_checksum_address(a.owner), a.sub_id) for a in borrowers]
+            observer = HealthObserver(rpc, engine, refs)
+            tracker = run.latency
+            tokens = {s: a["token"] for s, a in record["assets"].items()}
+            decimals = {s: sim.assets[s].token_decimals for s in tokens}
+            liq_topic = event_topic("Liquidation")
+            stable = [s for s in sim.assets if s not in plan.steps[0].prices]
+            stable_last: dict[str, int] = {s: -(10**12) for s in stable}
+            liquidations = 0
+            last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+            dust = sim.engine.functions.liquidation_settings().call()[0]
+            t0 = time.monotonic()
+            active_next = False
+            next_sample = plan.steps[0].t
+            columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                       TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=False) as progress:
+                task = progress.add_task("replay", total=len(plan.steps), info="")
+                for step in plan.steps:
+                    sends = dict(step.updates)
+                    for s in stable:  # $1 feeds: republished on the heartbeat so they never go stale
+                        if step.t - stable_last[s] >= options.heartbeat:
+                            sends[s] = 10**8
+                            stable_last[s] = step.t
+                    for symbol, answer in sends.items():
+                        sim.call_fn(sim.feeds[symbol], "set_answer", answer, wait=False, gas=200_000)
+                    active = bool(step.updates) or active_next
+                    wants_sample = step.t >= next_sample
+                    healths = None
+                    if active:
+                        for j in range(options.blocks_per_step):
+                            ts = max(last_ts + 1, step.t + j * BLOCK_SECONDS)
+                            rpc.call("evm_mine", ts)
+                            last_ts = ts
+                            mined_at = time.monotonic()
+                            if j == 0:
+                                first = int(rpc.call("eth_blockNumber"), 16)
+                                # read every borrower's health at the update block while the keeper works on it
+                                healths = observer.observe()
+                                tracker.observe(first, refs, healths)
+                            if j < options.blocks_per_step - 1:
+                                time.sleep(max(0.0, options.block_wall - (time.monotonic() - mined_at)))
+                    else:
+                        ts = max(last_ts + 1, step.t)
+                        rpc.call("evm_setNextBlockTimestamp", ts)
+                        rpc.call("anvil_mine", hex(options.blocks_per_step), hex(BLOCK_SECONDS))
+                        last_ts = ts + BLOCK_SECONDS * (options.blocks_per_step - 1)
+                        first = int(rpc.call("eth_blockNumber"), 16) - options.blocks_per_step + 1
+                    run.step_blocks.append(first)
+                    for symbol, answer in sends.items():
+                        run.update_blocks[symbol].append((first, answer))
+                    last = int(rpc.call("eth_blockNumber"), 16)
+                    logs = rpc.call("eth_getLogs", {"fromBlock": hex(first), "toBlock": hex(last), "address": engine,
+                                                    "topics": [liq_topic]})
+                    for log in logs:
+                        owner = to_checksum_address("0x" + log["topics"][1][-40:])
+                        sub_id = int(log["data"][2:66], 16)
+                        tracker.liquidated((owner, sub_id), int(log["blockNumber"], 16))
+                    liquidations += len(logs)
+                    # keep pacing blocks while the keeper has work: liquidations just
+                    # happened, or accounts seen below maintenance are not served yet
+                    waiting = any(ref not in tracker.served for ref in tracker.since)
+                    active_next = keeper_proc is not None and (bool(logs) or waiting)
+                    if wants_sample:
+                        next_sample = (step.t // HOUR + 1) * HOUR
+                        if healths is None:
                             healths = observer.observe()
-                            tracker.observe(first, refs, healths)
-                        if j < options.blocks_per_step - 1:
-                            time.sleep(max(0.0, options.block_wall - (time.monotonic() - mined_at)))
-                else:
-                    ts = max(last_ts + 1, step.t)
-                    rpc.call("evm_setNextBlockTimestamp", ts)
-                    rpc.call("anvil_mine", hex(options.blocks_per_step), hex(BLOCK_SECONDS))
-                    last_ts = ts + BLOCK_SECONDS * (options.blocks_per_step - 1)
-                    first = int(rpc.call("eth_blockNumber"), 16) - options.blocks_per_step + 1
-                run.step_blocks.append(first)
-                for symbol, answer in sends.items():
-                    run.update_blocks[symbol].append((first, answer))
-                last = int(rpc.call("eth_blockNumber"), 16)
-                logs = rpc.call("eth_getLogs", {"fromBlock": hex(first), "toBlock": hex(last), "address": engine,
-                                                "topics": [liq_topic]})
-                for log in logs:
-                    owner = to_checksum_address("0x" + log["topics"][1][-40:])
-                    sub_id = int(log["data"][2:66], 16)
-                    tracker.liquidated((owner, sub_id), int(log["blockNumber"], 16))
-                liquidations += len(logs)
-                # keep pacing blocks while the keeper has work: liquidations just
-                # happened, or accounts seen below maintenance are not served yet
-                waiting = any(ref not in tracker.served for ref in tracker.since)
-                active_next = keeper_proc is not None and (bool(logs) or waiting)
-                if wants_sample:
-                    next_sample = (step.t // HOUR + 1) * HOUR
-                    if healths is None:
-                        healths = observer.observe()
-                    run.samples.append(sample(step.t, first, healths, markets(rpc, record["lens"], tokens), decimals))
-                    # hourly bad-debt sweep: settle accounts whose collateral is
-                    # below dust (mined with the next step's first block)
-                    run.settle_txs += settle_bad_debt(sim, refs, healths, dust, wait=False)
-                if keeper_proc is not None and keeper_proc.poll() is not None:
-                    raise ReplayError(f"the keeper exited with code {keeper_proc.returncode}:\n{_tail(run_dir / 'keeper.log')}")
-                progress.update(task, advance=1, info=f"{_fmt_time(step.t)}  ETH {step.prices['WETH'] / 1e8:>8,.2f}  "
-                                                      f"BTC {step.prices['WBTC'] / 1e8:>9,.2f}  liquidations {liquidations}")
-        timings["replay"] = time.monotonic() - t0
-        console.print(f"replayed {len(plan.steps)} price steps in {timings['replay']:.1f} s: {liquidations} liquidations")
+                        run.samples.append(sample(step.t, first, healths, markets(rpc, record["lens"], tokens), decimals))
+                        # hourly bad-debt sweep: settle accounts whose collateral is
+                        # below dust (mined with the next step's first block)
+                        run.settle_txs += settle_bad_debt(sim, refs, healths, dust, wait=False)
+                    if keeper_proc is not None and keeper_proc.poll() is not None:
+                        raise ReplayError(f"the keeper exited with code {keeper_proc.returncode}:\n{_tail(run_dir / 'keeper.log')}")
+                    progress.update(task, advance=1, info=f"{_fmt_time(step.t)}  ETH {step.prices['WETH'] / 1e8:>8,.2f}  "
+                                                          f"BTC {step.prices['WBTC'] / 1e8:>9,.2f}  liquidations {liquidations}")
+            timings["replay"] = time.monotonic() - t0
+            console.print(f"replayed {len(plan.steps)} price steps in {timings['replay']:.1f} s: {liquidations} liquidations")
 
-        # -- drain, settle -------------------------------------------------------------------
-        t0 = time.monotonic()
-        drained = 0
-        while keeper_proc is not None and drained < options.drain_blocks:
-            healths = observer.observe()
-            # liquidatable = below maintenance with collateral worth liquidating
-            # (below the dust threshold it is bad debt, settled below)
-            if not any(h.below_maintenance and h.prices_valid and h.debt and h.collateral_value >= dust for h in healths):
-                break
-            time.sleep(options.block_wall * 2)
+            # -- drain, settle -------------------------------------------------------------------
+            t0 = time.monotonic()
+            drained = 0
+            while keeper_proc is not None and drained < options.drain_blocks:
+                healths = observer.observe()
+                # liquidatable = below maintenance with collateral worth liquidating
+                # (below the dust threshold it is bad debt, settled below)
+                if not any(h.below_maintenance and h.prices_valid and h.debt and h.collateral_value >= dust for h in healths):
+                    break
+                time.sleep(options.block_wall * 2)
+                last_ts += BLOCK_SECONDS
+                rpc.call("evm_mine", last_ts)
+                drained += 1
+            run.drain_blocks_used = drained
+            if keeper_proc is not None:
+                kids_stop_keeper(keeper_proc)
+                run.keeper_exit = keeper_proc.returncode
+            # flush what is pending (hourly settlements, the keeper's last
+            # transactions), then settle with automine on: nothing else sends now
             last_ts += BLOCK_SECONDS
             rpc.call("evm_mine", last_ts)
-            drained += 1
-        run.drain_blocks_used = drained
-        if keeper_proc is not None:
-            kids_stop_keeper(keeper_proc)
-            run.keeper_exit = keeper_proc.returncode
-        # flush what is pending (hourly settlements, the keeper's last
-        # transactions), then settle with automine on: nothing else sends now
-        last_ts += BLOCK_SECONDS
-        rpc.call("evm_mine", last_ts)
-        rpc.call("evm_setAutomine", True)
-        run.settle_txs += settle_bad_debt(sim, refs, observer.observe(), dust)
-        run.last_block = int(rpc.call("eth_blockNumber"), 16)
-        run.end_healths = observer.observe()
-        run.samples.append(sample(last_ts, run.last_block, run.end_healths, markets(rpc, record["lens"], tokens), decimals))
-        timings["drain_settle"] = time.monotonic() - t0
+            rpc.call("evm_setAutomine", True)
+            run.settle_txs += settle_bad_debt(sim, refs, observer.observe(), dust)
+            run.last_block = int(rpc.call("eth_blockNumber"), 16)
+            run.end_healths = observer.observe()
+            run.samples.append(sample(last_ts, run.last_block, run.end_healths, markets(rpc, record["lens"], tokens), decimals))
+            timings["drain_settle"] = time.monotonic() - t0
 
-        t0 = time.monotonic()
-        result = analyse(run)
-        timings["analysis"] = time.monotonic() - t0
-        timings["total"] = time.monotonic() - t_start
-        ok = True
-    if ok and not options.keep_run_dir:
-        shutil.rmtree(run_dir, ignore_errors=True)
+            t0 = time.monotonic()
+            result = analyse(run)
+            timings["analysis"] = time.monotonic() - t0
+            timings["total"] = time.monotonic() - t_start
+        remove = True
+    except (KeyboardInterrupt, SystemExit):
+        remove = True
+        raise
+    finally:
+        if remove and not options.keep_run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    if not options.keep_run_dir:
         run.run_dir = None
     return result
 

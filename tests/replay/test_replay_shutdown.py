@@ -73,6 +73,7 @@ def test_sigint_leaves_no_node_or_keeper(tmp_path, interrupt_after):
     assert not _port_open(port)
     assert _processes_mentioning(f"--port {port}") == []
     assert _processes_mentioning(run_dir) == []  # keeper (its config lives there) and `ape run deploy`
+    assert not Path(run_dir).exists()  # logs, keystore, configs removed after an interrupt
     if keeper_pid is not None:
         with pytest.raises(ProcessLookupError):
             os.kill(keeper_pid, 0)
