@@ -469,9 +469,9 @@ class Keeper:
 
     async def liquidate_round(self, info: BlockInfo) -> list[Candidate]:
         """Plans (worst health first), simulates (``eth_call`` right before
-        sending, concurrently) and sends this block's liquidations in one
-        dispatcher batch. Returns the candidates sent (in dry run: that would
-        have been)."""
+        sending, concurrently) and sends this block's liquidations in
+        dispatcher batches of 16. Returns the candidates sent (in dry run:
+        that would have been)."""
         assert self.strategy is not None and self.dispatcher is not None
         liquidatable = {k for k in self.replica.liquidatable if self._cooldown.get(k, 0) <= info.number}
         if not liquidatable:
@@ -502,52 +502,57 @@ class Keeper:
                 balances[plan.repay_id] = max(0, balances.get(plan.repay_id, 0) - plan.repay)
         if not plans:
             return []
-        # 2. simulate (I/O, concurrent)
+        # 2-3. in chunks, worst health first (so the first transactions leave
+        # while later ones are still being simulated and signed): simulate
+        # concurrently, re-price with the simulated gas, send as one batch.
         sem = asyncio.Semaphore(16)
 
         async def simulate(plan: Candidate) -> tuple[Candidate, int, int, int] | Skip | None:
             async with sem:
                 return await self._simulate(plan, s)
 
-        results = await asyncio.gather(*(simulate(p) for p in plans))
-        # 3. re-price with the simulated gas, then one batch
-        requests: list[SendRequest] = []
-        chosen: list[Candidate] = []
-        for plan, res in zip(plans, results):
-            if res is None:
+        sent: list[Candidate] = []
+        chunk = 16
+        for first in range(0, len(plans), chunk):
+            batch = plans[first:first + chunk]
+            results = await asyncio.gather(*(simulate(p) for p in batch))
+            requests: list[SendRequest] = []
+            chosen: list[Candidate] = []
+            for plan, res in zip(batch, results):
+                if res is None:
+                    continue
+                if isinstance(res, Skip):
+                    self._skip(res, info.number, cooldown=2)
+                    continue
+                _, repaid, out, gas = res
+                gas_limit = gas * 6 // 5 + 10_000
+                gas_usd = self.strategy.wei_to_usd(gas_limit * fee_per_gas, now)
+                profit = plan.gross_usd - gas_usd
+                profit_wei = self.strategy.usd_to_wei(plan.gross_usd, now)
+                if profit <= 0 or profit < self.strategy.min_profit or gas_limit * fee_per_gas > profit_wei:
+                    self._skip(Skip(plan.key, "unprofitable", f"profit {profit} USD WAD after gas {gas_usd}"), info.number)
+                    continue
+                to, data = self.strategy.call(plan)
+                log.info("liquidation_candidate", account=plan.account_id,
+                         repay_asset=self.symbols.get(plan.repay_id, plan.repay_id),
+                         seize_asset=self.symbols.get(plan.seize_id, plan.seize_id), repay=plan.repay, seized=plan.seized,
+                         simulated_repaid=repaid, simulated_out=out, profit_usd_wad=profit, gas=gas_limit,
+                         health=plan.health, block=info.number, dry_run=self.dry_run)
+                payload = {"owner": plan.owner, "sub_id": plan.sub_id, "repay_asset": plan.repay_asset,
+                           "seize_asset": plan.seize_asset, "repay": str(plan.repay), "seized": str(plan.seized),
+                           "simulated_repaid": str(repaid), "profit_usd_wad": str(profit), "block": info.number}
+                requests.append(SendRequest("liquidation", to, data, gas_limit, fees, profit_wei, plan.account_id, payload))
+                chosen.append(plan)
+            if not requests:
                 continue
-            if isinstance(res, Skip):
-                self._skip(res, info.number, cooldown=2)
-                continue
-            _, repaid, out, gas = res
-            gas_limit = gas * 6 // 5 + 10_000
-            gas_usd = self.strategy.wei_to_usd(gas_limit * fee_per_gas, now)
-            profit = plan.gross_usd - gas_usd
-            profit_wei = self.strategy.usd_to_wei(plan.gross_usd, now)
-            if profit <= 0 or profit < self.strategy.min_profit or gas_limit * fee_per_gas > profit_wei:
-                self._skip(Skip(plan.key, "unprofitable", f"profit {profit} USD WAD after gas {gas_usd}"), info.number)
-                continue
-            to, data = self.strategy.call(plan)
-            log.info("liquidation_candidate", account=plan.account_id, repay_asset=self.symbols.get(plan.repay_id, plan.repay_id),
-                     seize_asset=self.symbols.get(plan.seize_id, plan.seize_id), repay=plan.repay, seized=plan.seized,
-                     simulated_repaid=repaid, simulated_out=out, profit_usd_wad=profit, gas=gas_limit,
-                     health=plan.health, block=info.number, dry_run=self.dry_run)
-            payload = {"owner": plan.owner, "sub_id": plan.sub_id, "repay_asset": plan.repay_asset,
-                       "seize_asset": plan.seize_asset, "repay": str(plan.repay), "seized": str(plan.seized),
-                       "simulated_repaid": str(repaid), "profit_usd_wad": str(profit), "block": info.number}
-            requests.append(SendRequest("liquidation", to, data, gas_limit, fees, profit_wei, plan.account_id, payload))
-            chosen.append(plan)
-        if not requests:
-            return []
-        slots = await self.dispatcher.send_batch(requests, info.number)
-        sent = []
-        for plan, slot in zip(chosen, slots):
-            if slot is not None or self.dry_run:
-                sent.append(plan)
-                if self.dry_run:
-                    self._cooldown[plan.key] = info.number + 1
-        if sent:
-            self.metrics.detect_to_send.observe(time.monotonic() - t_detect)
+            slots = await self.dispatcher.send_batch(requests, info.number)
+            for plan, slot in zip(chosen, slots):
+                if slot is not None or self.dry_run:
+                    if not sent:
+                        self.metrics.detect_to_send.observe(time.monotonic() - t_detect)
+                    sent.append(plan)
+                    if self.dry_run:
+                        self._cooldown[plan.key] = info.number + 1
         return sent
 
     async def _simulate(self, plan: Candidate, s: KeeperSettings) -> tuple[Candidate, int, int, int] | Skip | None:
