@@ -70,6 +70,11 @@ class Results:
     mined_next_block: int = 0
     mined_next_block_share: float | None = None
     blocks_to_mine_all: int | None = None
+    cancelled: int = 0  # liquidation nonces the keeper replaced by a cancel (opportunity gone)
+    update_to_first_candidate_s: float | None = None  # keeper log: first liquidation_candidate
+    update_to_last_candidate_s: float | None = None
+    update_to_first_tx_sent_log_s: float | None = None  # keeper log: first tx_sent of a liquidation
+    sign_ms: float | None = None  # eth-account LocalAccount.sign_transaction, one liquidation-sized tx
     recompute_ms_median: float | None = None
     recompute_ms_runs: list = field(default_factory=list)
     inprocess_sync_s: float | None = None
@@ -91,6 +96,12 @@ def machine_info() -> dict:
     except Exception:
         anvil = "unknown"
     load = os.getloadavg()
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "keeper"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        keeper_git = f"commit {rev}" + (" + uncommitted changes in keeper/" if dirty else "")
+    except OSError:
+        keeper_git = "unknown"
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -98,6 +109,7 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "anvil": anvil,
         "loadavg_at_start": [round(x, 2) for x in load],
+        "keeper_git": keeper_git,
     }
 
 
@@ -164,6 +176,7 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
                 receipt = sim.set_price("WETH", new_price)  # returns once mined
                 update_block = int(receipt["blockNumber"], 16)
                 t_update = time.monotonic()  # the update's block is visible now (polled every 20 ms)
+                t_update_wall = time.time()
                 borrowers = [a.ref for a in state.accounts if not a.is_lender]
                 engine = sim.record.engine.lower()
 
@@ -185,12 +198,11 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
                 if sent:
                     res.update_to_first_broadcast_s = round(min(x.at for x in sent) - t_update, 3)
                     res.update_to_last_broadcast_s = round(max(x.at for x in sent) - t_update, 3)
-                    _wait(lambda: all(node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])), 120, "all mined", poll=1)
-                    receipts = node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])
-                    blocks = [int(r["blockNumber"], 16) for r in receipts]
-                    res.mined_next_block = sum(1 for b in blocks if b == update_block + 1)
-                    res.mined_next_block_share = round(res.mined_next_block / len(sent), 3)
-                    res.blocks_to_mine_all = max(blocks) - update_block
+                    res.mined_next_block, res.blocks_to_mine_all, res.cancelled = _mined(node, sent, update_block)
+                    res.mined_next_block_share = round(res.mined_next_block / len({x.nonce for x in sent}), 3)
+                res.update_to_first_candidate_s, res.update_to_last_candidate_s, res.update_to_first_tx_sent_log_s = (
+                    _log_phases(proc.entries(), t_update_wall)
+                )
                 # accounts liquidatable right after the update (read at the update block)
                 healths = sim.healths(borrowers, block=update_block)
                 res.liquidatable = sum(1 for h in healths if h[4] and h[1] < 0)
@@ -204,13 +216,65 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
         console.print("[bold]5/5[/] replica recompute (in process)")
         res.inprocess_sync_s, res.recompute_ms_runs = _recompute(node.url, state.record_path, tmp)
         res.recompute_ms_median = round(statistics.median(res.recompute_ms_runs), 2)
+    res.sign_ms = _sign_ms()
     return res
 
 
+def _mined(node, sent: list, update_block: int, timeout: float = 300.0) -> tuple[int, int | None, int]:
+    """Per nonce (a fee bump re-signs the same nonce with a new hash): how
+    many were mined in update_block + 1, how many blocks until the last was,
+    and how many nonces ended as something else (a cancel)."""
+    sender = sent[0].sender
+    top = max(x.nonce for x in sent)
+    _wait(lambda: int(node.rpc.call("eth_getTransactionCount", sender, "latest"), 16) > top, timeout, "nonces mined", poll=1)
+    receipts = node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])
+    block_of: dict[int, int] = {}
+    for x, r in zip(sent, receipts):
+        if r is not None:
+            block_of[x.nonce] = int(r["blockNumber"], 16)
+    nonces = {x.nonce for x in sent}
+    next_block = sum(1 for b in block_of.values() if b == update_block + 1)
+    last = max(block_of.values()) - update_block if block_of else None
+    return next_block, last, len(nonces - set(block_of))
+
+
+def _log_phases(entries: list[dict], t0_wall: float) -> tuple:
+    """Seconds from `t0_wall` to the first/last liquidation_candidate and
+    the first liquidation tx_sent, from the keeper's ISO timestamps."""
+    from datetime import datetime
+
+    def since(e: dict) -> float:
+        return round(datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp() - t0_wall, 3)
+
+    cands = [since(e) for e in entries if e.get("event") == "liquidation_candidate"]
+    sends = [since(e) for e in entries if e.get("event") == "tx_sent" and e.get("kind") == "liquidation"]
+    return (min(cands) if cands else None, max(cands) if cands else None, min(sends) if sends else None)
+
+
+def _sign_ms() -> float:
+    """Median time to sign one liquidation-sized EIP-1559 transaction with
+    the keeper's signer type (eth-account LocalAccount)."""
+    from eth_account import Account
+
+    from tests.keeper.harness.keeper_driver import KEEPER_KEY
+
+    acct = Account.from_key(KEEPER_KEY)
+    tx = dict(to=acct.address, value=0, gas=400_000, maxFeePerGas=10**10, maxPriorityFeePerGas=10**9, nonce=0,
+              chainId=31337, type=2, data="0x" + "ab" * 292)
+    runs = []
+    for _ in range(21):
+        t = time.perf_counter()
+        acct.sign_transaction(tx)
+        runs.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(runs), 2)
+
+
 def _tune_config(config: Path) -> None:
-    """Benchmark settings: the keeper's default request timeout (10 s; the
-    test harness uses 2 s) and every liquidatable account in one round."""
+    """Benchmark settings: the keeper's defaults for the request timeout
+    (10 s) and the head-poll interval (1 s) -- the test harness uses 2 s and
+    0.05 s -- and every liquidatable account in one round."""
     text = config.read_text().replace("request_timeout = 2.0", "request_timeout = 10.0", 1)
+    text = text.replace("poll_interval = 0.05", "poll_interval = 1.0", 1)  # the keeper's default
     text = text.replace("[strategy]\n", "[strategy]\nmax_candidates_per_block = 5000\n", 1)
     config.write_text(text)
 
@@ -259,11 +323,14 @@ def render(res: Results, console: Console) -> None:
     table.add_row("idle RPC requests per block", fmt(res.idle_requests_per_block), "")
     table.add_row(f"liquidatable after ETH x {res.drop}", fmt(res.liquidatable), "a few hundred")
     table.add_row("liquidations broadcast", fmt(res.liquidations_sent), "")
+    table.add_row("update block -> first candidate planned (keeper log)", fmt(res.update_to_first_candidate_s, " s"), "")
+    table.add_row("update block -> last candidate planned (keeper log)", fmt(res.update_to_last_candidate_s, " s"), "")
     table.add_row("update block -> first broadcast", fmt(res.update_to_first_broadcast_s, " s"), "")
     table.add_row("update block -> last broadcast", fmt(res.update_to_last_broadcast_s, " s"), "")
     share = None if res.mined_next_block_share is None else f"{res.mined_next_block} ({res.mined_next_block_share:.1%})"
     table.add_row("mined in the next block", share or "-", "")
     table.add_row("blocks until all mined", fmt(res.blocks_to_mine_all), "")
+    table.add_row("signing one transaction (eth-account, median)", fmt(res.sign_ms, " ms"), "")
     console.print(table)
     m = res.machine
     console.print(f"[dim]{m['nproc']} cores · {m['cpu']} · Python {m['python']} · {m['anvil']} · load {m['loadavg_at_start']}[/]")
@@ -294,10 +361,20 @@ figures include contention).
 | idle RPC requests per block | {res.idle_requests_per_block} | |
 | accounts liquidatable after ETH x {res.drop} | {res.liquidatable} | a few hundred |
 | liquidations broadcast | {res.liquidations_sent} | |
+| oracle-update block visible -> first / last liquidation planned (keeper log) | {res.update_to_first_candidate_s} s / {res.update_to_last_candidate_s} s | |
 | oracle-update block visible -> first liquidation broadcast | {res.update_to_first_broadcast_s} s | |
 | oracle-update block visible -> last liquidation broadcast | {res.update_to_last_broadcast_s} s | |
 | liquidations mined in the next block | {share} | |
-| blocks until every liquidation was mined | {res.blocks_to_mine_all} | |
+| blocks until every liquidation was mined (by nonce) | {res.blocks_to_mine_all} | |
+| liquidation nonces later cancelled by the keeper (opportunity gone) | {res.cancelled} | |
+| signing one liquidation transaction (eth-account `LocalAccount`, median of 21) | {res.sign_ms} ms | |
+
+Signing cost: {res.liquidations_sent} broadcasts x {res.sign_ms} ms = {_cpu(res)} s of CPU
+in the send path (eth-keys' pure-Python backend: `coincurve` is not installed;
+`LocalAccount.sign_transaction` also re-derives the public key on every call --
+`Account.sign_transaction(tx, account._key_obj)` saves about 40%).
+
+Keeper code measured: {m.get('keeper_git', 'unknown')}.
 
 Idle requests per block, by method:
 
@@ -307,6 +384,10 @@ Idle requests per block, by method:
 
 Raw figures: `results.json`.
 """)
+
+
+def _cpu(res: Results) -> str:
+    return "-" if res.sign_ms is None else f"{res.liquidations_sent * res.sign_ms / 1000:.2f}"
 
 
 @click.command()
