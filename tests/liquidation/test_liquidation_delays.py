@@ -168,7 +168,6 @@ def test_grace_period_is_set_by_the_configurator():
 # instead of after the configured 3,600 s. Chainlink publishes on every
 # 0.5% deviation, so after an outage in a volatile market the grace is
 # effectively skipped. Expected: still "liquidation: price grace period".
-@pytest.mark.xfail(strict=True, reason="BUG: a second fresh round ends the post-staleness grace period early")
 def test_grace_survives_a_second_round_inside_it():
     env = deploy_env(liquidation_grace_period=GRACE)
     alice = alice_on_the_edge(env)
