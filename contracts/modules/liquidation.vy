@@ -23,7 +23,11 @@
         that its maintenance ratio never falls (an insolvent account gets
         the uncapped bonus, so that it is still liquidated):
           rho' >= rho  <=>  (1 + b) * aw_m,s <= rho * lw_m,r
-          b <= rho * lw_m,r / aw_m,s - 1   (and b >= 0)
+          b <= rho * lw_m,r / aw_m,s - 1
+        for every repaid amount alike; a pair for which even b = 0 fails
+        (rho * lw_m,r < aw_m,s, with rho rounded down) is refused
+        (Plan.lowers_ratio). The lowest-weight collateral against the
+        highest-weight debt always passes for a solvent account.
 
         Repay to the target: repaying value v and seizing v * (1 + b)
         changes H_le by v * (lw_le,r - (1 + b) * aw_le,s) = v * g, so
@@ -31,10 +35,15 @@
         Dust (USD, per deployment): a repaid debt whose rest would be below
         dust is repaid in full; a seized deposit whose rest would be below
         dust is seized in full when the debt pays its full price; a request
-        smaller than allowed that would leave dust on one side reverts.
+        smaller than allowed (below the cap, or below that full price) that
+        would leave dust on one side reverts (Plan.leaves_dust).
 
         Rounding, always against the liquidator: the repay cap and the seized
         amount round down; the repay needed for a capped seizure rounds up.
+        So H_le ends at most one seized unit's liquidation-end value above
+        0 (the account keeps the rounded-down remainder).
+        A plan whose seizure equals the deposit (valued at the stored index)
+        sets Plan.seize_all: the engine burns every deposit share.
 
         Liquidation word (one slot per asset, used for the seized asset):
           bits  0-15 minimum bonus (bp)

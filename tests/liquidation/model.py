@@ -625,7 +625,8 @@ class State:
 
     # -- bad debt -------------------------------------------------------------
     def settle_bad_debt(self, owner: str, sub: int) -> list[SettleEvent]:
-        """MarginEngineExtension.settle_bad_debt (pause not modelled)."""
+        """MarginEngineExtension.settle_bad_debt after its delay checks (pause,
+        sequencer, price grace: the tests' business)."""
         header = self.header(owner, sub)
         require((header >> 64) & M64 != 0, "settle: no debt")
         h = self.health(owner, sub)

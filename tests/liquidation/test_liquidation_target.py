@@ -79,8 +79,9 @@ def test_stops_at_liquidation_end_target(repay_sym, seize_sym, depth):
 
     # Health after: LE back to zero within rounding, maintenance positive.
     le_after = le_health(env, owner)
-    one_repay_unit = r.price * LW_LE // WAD + 1  # value of the repay floor
-    one_seize_unit = s.price * AW_LE // WAD + 1  # value of the seize floor (account keeps it)
+    # USD WAD values (unit price / 1e18) of one unit at the LE weights.
+    one_repay_unit = r.price * LW_LE // WAD // WAD + 1  # value of the repay floor
+    one_seize_unit = s.price * AW_LE // WAD // WAD + 1  # value of the seize floor (account keeps it)
     assert -(one_repay_unit + 10**6) <= le_after <= one_seize_unit
     if seize_sym != "WBTC":
         # Fine seize units (USDC, WETH): strictly not beyond the target.
@@ -119,7 +120,8 @@ def test_liquidation_end_overshoot_is_below_one_seized_unit_with_8_decimal_colla
     # liquidation-end value.
     le_after = le_health(env, owner)
     assert le_after == after.health(str(owner)).liquidation_end == 62_847_824_940_750
-    assert 0 < le_after < p_s * AW_LE // WAD
+    one_sat_le_value = p_s * AW_LE // WAD // WAD  # USD WAD: 1 sat ($0.0006) * 0.825
+    assert 0 < le_after < one_sat_le_value == 495_000_000_000_000
 
 
 def test_repay_cap_never_above_the_exact_target():
