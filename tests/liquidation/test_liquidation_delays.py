@@ -385,14 +385,16 @@ def first_fresh_time(env, round_id):
     return env.weth.feed.getRoundData(round_id)[3]
 
 
-def test_grace_walk_stops_at_the_first_round_of_a_phase():
-    """No round before the first one of a phase is reachable: a feed whose
-    only rounds are all fresh never counts as recently stale."""
+def test_grace_walk_reaching_the_first_round_imposes_no_wait():
+    """Every round of the feeds is inside the grace window and none came
+    after a gap: the walk reads back to the first round of the phase
+    (id 2**64 + 1, which has no previous round) and finds nothing."""
     env = deploy_env(liquidation_grace_period=GRACE)
     alice = alice_on_the_edge(env)
-    # Every feed: the constructor's round (id 2**64 + 1) and the set-up rounds, all fresh.
-    assert env.weth.feed.latestRound() >= 2**64 + 1
     set_prices(env, WETH=1500)
+    first = env.weth.feed.getRoundData(2**64 + 1)
+    assert now() < first[3] + GRACE
+    assert env.weth.feed.latestRound() - 2**64 <= MAX_GRACE_ROUNDS  # the whole history is within reach
     checked_liquidation(env, alice, "USDC", MAX_UINT, "WETH")
 
 
