@@ -100,7 +100,7 @@ def test_stops_at_liquidation_end_target(repay_sym, seize_sym, depth):
 # and may end with LE health slightly above 0 - at most that unit's value
 # times aw_le. Stopping exactly at 0 would need a seizure rounded up (a gift
 # to the liquidator) or a cap lowered by that unit's worth (the account
-# repaid less than the target). With WBTC (1 sat ~ $0.0006) the overshoot
+# repaid less than the target). With WBTC (1 sat ~ $0.0005) the overshoot
 # here is $0.0000628.
 def test_liquidation_end_overshoot_is_below_one_seized_unit_with_8_decimal_collateral():
     env = deploy_env()
@@ -120,8 +120,9 @@ def test_liquidation_end_overshoot_is_below_one_seized_unit_with_8_decimal_colla
     # liquidation-end value.
     le_after = le_health(env, owner)
     assert le_after == after.health(str(owner)).liquidation_end == 62_847_824_940_750
-    one_sat_le_value = p_s * AW_LE // WAD // WAD  # USD WAD: 1 sat ($0.0006) * 0.825
-    assert 0 < le_after < one_sat_le_value == 495_000_000_000_000
+    one_sat_le_value = p_s * AW_LE // WAD // WAD  # USD WAD: 1 sat (WBTC at ~$49,967) * 0.825
+    assert one_sat_le_value == 412_218_529_411_755
+    assert 0 < le_after < one_sat_le_value
 
 
 def test_repay_cap_never_above_the_exact_target():
