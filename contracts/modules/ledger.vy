@@ -620,15 +620,18 @@ def _ramp_of(id: uint256, risk: uint256) -> uint256:
 @internal
 @view
 def _price(risk: uint256, a: uint256) -> (uint256, uint256):
-    lo: uint256 = 0
-    hi: uint256 = 0
-    lo, hi = margin.answer_bounds(risk)
+    # The risk word decoded in place (layout in the margin module): answer
+    # bounds (times the bound scale), max staleness, unit-price exponent.
+    feed_decimals: uint256 = (risk >> 117) & 31
+    scale: uint256 = 1
+    if feed_decimals > 8:
+        scale = 10 ** (feed_decimals - 8)
     return oracle.unit_price(
         convert(a >> 96, address),
-        lo,
-        hi,
-        margin.max_staleness(risk),
-        margin.unit_price_exponent(risk),
+        ((risk >> 128) & MASK64) * scale,
+        (risk >> 192) * scale,
+        (risk >> 64) & margin.MASK24,
+        36 - feed_decimals - ((risk >> 112) & 31),
     )
 
 
@@ -659,7 +662,9 @@ def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: 
         pos: uint256 = self._positions[key << 8 | id]
         a: uint256 = self._market_a[id]
         risk: uint256 = self._risk[id]
-        ramp: uint256 = self._ramp_of(id, risk)
+        ramp: uint256 = 0
+        if (risk >> 122) & margin.FLAG_RAMPING != 0:
+            ramp = self._ramp[id]
         price: uint256 = 0
         err: uint256 = 0
         price, err = self._price(risk, a)
@@ -675,16 +680,33 @@ def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: 
             # Round down: collateral is never overstated.
             deposit_amount = fixed_point.mul_div_down(pos & MASK128, a & MASK96, WAD)
         if pos >> 128 != 0:
-            # Round up: debt is never understated.
-            debt_amount = fixed_point.mul_div_up(pos >> 128, self._borrow_index_now(id), WAD)
+            # Borrow index accrued to now (as `_borrow_index_now`, reusing
+            # the market word already read). Round up: debt is never understated.
+            b: uint256 = self._market_b[id]
+            bi: uint256 = b & MASK96
+            if (b >> 96) & MASK40 != block.timestamp:
+                di_now: uint256 = 0
+                di_now, bi = interest_rate.indexes_now(a, b, self._totals[id], self._rate_model[id])
+            debt_amount = fixed_point.mul_div_up(pos >> 128, bi, WAD)
+        # The asset's value once (same roundings as margin.contribution:
+        # collateral down, debt up), then times each requested weight.
+        coll_value: uint256 = 0
+        debt_value: uint256 = 0
+        if debt_amount != 0:
+            debt_value = fixed_point.mul_div_up(debt_amount, price, WAD)
         for kind: uint256 in range(4):
+            if kinds >> kind == 0:
+                break
             if (kinds >> kind) & 1 == 0:
                 continue
-            coll: uint256 = 0
-            debt: uint256 = 0
-            coll, debt = margin.contribution(risk, ramp, price, deposit_amount, debt_amount, kind)
-            h.collateral[kind] += coll
-            h.debt[kind] += debt
+            aw: uint256 = 0
+            lw: uint256 = 0
+            aw, lw = margin.health_weights(risk, ramp, kind, deposit_amount, debt_amount)
+            if aw != 0 and deposit_amount != 0:
+                if coll_value == 0:
+                    coll_value = deposit_amount * price // WAD
+                h.collateral[kind] += coll_value * aw // WAD
+            h.debt[kind] += fixed_point.mul_div_up(debt_value, lw, WAD)
     return h
 
 

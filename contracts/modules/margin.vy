@@ -292,6 +292,32 @@ def tiered_liability_weight(lw: uint256, imf_wad: uint256, size: uint256) -> uin
 
 @internal
 @view
+def health_weights(risk: uint256, ramp: uint256, kind: uint256, deposit_amount: uint256, debt_amount: uint256) -> (uint256, uint256):
+    """
+    @notice (aw, lw) in WAD that `contribution` applies for health type
+            `kind` to these position sizes: `weights`, and for INITIAL the
+            size-tiered weights (the asset weight only when it applies).
+    @param deposit_amount Token units.
+    @param debt_amount Token units.
+    """
+    if kind != INITIAL:
+        return self.weights(risk, ramp, kind)
+    aw: uint256 = 0
+    if (risk >> 122) & FLAG_COLLATERAL != 0:
+        aw = (risk & MASK16) * BPS_TO_WAD
+    lw: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD
+    imf_wad: uint256 = ((risk >> 88) & MASK24) * IMF_TO_WAD
+    if imf_wad != 0:
+        decimals: uint256 = (risk >> 112) & 31
+        if deposit_amount != 0 and aw != 0:
+            aw = self.tiered_asset_weight(aw, imf_wad, self.size_wad(deposit_amount, decimals))
+        if debt_amount != 0:
+            lw = self.tiered_liability_weight(lw, imf_wad, self.size_wad(debt_amount, decimals))
+    return aw, lw
+
+
+@internal
+@view
 def contribution(
     risk: uint256,
     ramp: uint256,
@@ -312,21 +338,12 @@ def contribution(
     """
     aw: uint256 = 0
     lw: uint256 = 0
-    aw, lw = self.weights(risk, ramp, kind)
-    imf_wad: uint256 = 0
-    decimals: uint256 = 0
-    if kind == INITIAL:
-        imf_wad = self.imf(risk)
-        decimals = self.token_decimals(risk)
+    aw, lw = self.health_weights(risk, ramp, kind, deposit_amount, debt_amount)
     collateral: uint256 = 0
     liability: uint256 = 0
     if deposit_amount != 0 and aw != 0:
-        if imf_wad != 0:
-            aw = self.tiered_asset_weight(aw, imf_wad, self.size_wad(deposit_amount, decimals))
         collateral = fixed_point.mul_div_down(fixed_point.mul_div_down(deposit_amount, price, WAD), aw, WAD)
     if debt_amount != 0:
-        if imf_wad != 0:
-            lw = self.tiered_liability_weight(lw, imf_wad, self.size_wad(debt_amount, decimals))
         liability = fixed_point.mul_div_up(fixed_point.mul_div_up(debt_amount, price, WAD), lw, WAD)
     return collateral, liability
 
