@@ -41,12 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @click.option("--block-wall", default=0.08, show_default=True, type=click.FloatRange(0, 5), help="Wall seconds between blocks on steps with a new answer.")
 @click.option("--keeper", type=click.Choice(["process", "none"]), default="process", show_default=True,
               help="none: replay without a keeper (shows what would be left undone).")
+@click.option("--keeper-delay-hours", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Start the keeper process only after this many hours of the window (a late keeper: accounts fall insolvent first).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder (default out/replay/<scenario>).")
 @click.option("--keep-run-dir", is_flag=True, help="Keep the run folder (node/keeper logs, configs) after success.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
-def main(scenario, start, end, source, accounts, seed, profile, substeps, blocks_per_step, block_wall, keeper, out_dir,
-         keep_run_dir, list_only):
+def main(scenario, start, end, source, accounts, seed, profile, substeps, blocks_per_step, block_wall, keeper,
+         keeper_delay_hours, out_dir, keep_run_dir, list_only):
     from scripts._xmargin_replay.prices import SCENARIOS, ReplayInputError, build_plan, iso, resolve_scenario
     from scripts._xmargin_replay.processes import install_signal_handlers
 
@@ -57,13 +59,16 @@ def main(scenario, start, end, source, accounts, seed, profile, substeps, blocks
         return
     try:
         sc = resolve_scenario(scenario, start, end, source)
-        build_plan(sc, substeps=substeps)  # bad data / window fail here, before anything starts
+        plan = build_plan(sc, substeps=substeps)  # bad data / window fail here, before anything starts
+        window_hours = (plan.steps[-1].t - plan.steps[0].t) / 3600
+        if keeper_delay_hours >= window_hours:
+            raise ReplayInputError(f"--keeper-delay-hours {keeper_delay_hours:g} is not inside the window ({window_hours:g} h of price steps)")
     except ReplayInputError as err:
         raise click.UsageError(str(err)) from None
     install_signal_handlers()
     sys.exit(run(sc, console, out_dir or ROOT / "out" / "replay" / sc.name, accounts=accounts, seed=seed, profile=profile,
                  substeps=substeps, blocks_per_step=blocks_per_step, block_wall=block_wall, keeper=keeper,
-                 keep_run_dir=keep_run_dir))
+                 keeper_delay_hours=keeper_delay_hours, keep_run_dir=keep_run_dir))
 
 
 def run(sc, console: Console, out_dir: Path, **kw) -> int:

@@ -109,6 +109,13 @@ class LatencyTracker:
                 self.since.pop(ref, None)
                 self.served.discard(ref)
 
+    def restart_waits(self, block: int) -> None:
+        """A late keeper starts at `block`: accounts already waiting count
+        their latency from there (the wait before it is the keeper's absence,
+        reported separately as KeeperStart)."""
+        for ref in self.since:
+            self.since[ref] = max(self.since[ref], block)
+
     def liquidated(self, ref: tuple[str, int], block: int) -> None:
         if ref in self.served:
             return

@@ -201,6 +201,11 @@ def analyse(run) -> dict:
             "block_wall_s": run.options.block_wall,
             "keeper": run.options.keeper,
             "keeper_address": run.keeper_address,
+            "keeper_delay_hours": run.options.keeper_delay_hours,
+            "keeper_start": None if run.keeper_start is None else {
+                "utc": iso(run.keeper_start.t), "block": run.keeper_start.block,
+                "below_maintenance": run.keeper_start.below_maintenance, "insolvent": run.keeper_start.insolvent,
+                "shortfall_usd": run.keeper_start.shortfall_usd},
             "rejected_rounds": run.plan.rejected_rounds,
             "decimals": {s: info[s]["decimals"] for s in info},
             "oracle_bounds_note": "WETH/WBTC min_price widened to $10/$100 (local.yaml: $100/$1000) so Black Thursday's $90 ETH is accepted",
@@ -333,6 +338,16 @@ def write_report(report: dict, out_dir: Path, wall_time: float, plots: list[str]
     return md_path, json_path
 
 
+def _keeper_start_note(su: dict) -> str:
+    ks = su.get("keeper_start")
+    if not ks:
+        return ""
+    when = (f" Late keeper: its process started {su['keeper_delay_hours']:g} h into the window ({ks['utc']} UTC, after block {ks['block']})"
+            if su.get("keeper_delay_hours") else f" It started before the first price (after block {ks['block']})")
+    return (f"{when}, finding {ks['below_maintenance']} account(s) below maintenance, {ks['insolvent']} of them insolvent "
+            f"(collateral value below debt value, shortfall {_usd(ks['shortfall_usd'])}).")
+
+
 def render_markdown(r: dict, plots: list[str]) -> str:
     sc, su, li, bd, lat, g, end = r["scenario"], r["setup"], r["liquidations"], r["bad_debt"], r["keeper_latency_blocks"], r["gas"], r["end"]
     lines = [
@@ -351,7 +366,8 @@ def render_markdown(r: dict, plots: list[str]) -> str:
         f"- Feeds follow Chainlink's rule: a new answer on a {su['deviation_bps'] / 100:g}% deviation or after {su['heartbeat_s']} s; "
         + (f"hourly candles walked through open, extremes, close in {su['substeps_per_hour']} steps per hour." if su['substeps_per_hour'] else "recorded rounds replayed as published.")
         + f" Each price step is {su['blocks_per_step']} blocks; steps with a new answer are mined {su['block_wall_s']} s apart (wall) so the keeper can react.",
-        f"- Keeper: {su['keeper']}" + (f" (`xmargin-keeper run`, {su['keeper_address']})" if su['keeper_address'] else "") + ".",
+        f"- Keeper: {su['keeper']}" + (f" (`xmargin-keeper run`, {su['keeper_address']})" if su['keeper_address'] else "") + "."
+        + _keeper_start_note(su),
         f"- {su['oracle_bounds_note']}.",
         f"- Blocks {r['chain']['first_block']}..{r['chain']['last_block']}, {r['chain']['price_steps']} price steps, feed answers published: "
         + ", ".join(f"{s} {n}" for s, n in r["chain"]["feed_updates"].items()) + ".",

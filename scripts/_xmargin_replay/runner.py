@@ -12,7 +12,9 @@ Order (every child process is stopped on every exit path, see processes.py):
 4. a seeded random population (scripts._xmargin_sim.open_population);
 5. the keeper as a separate process: `xmargin-keeper run --config keeper.toml`
    with an encrypted keystore and its password in XMARGIN_KEEPER_PASSWORD,
-   holding inventory of every token;
+   holding inventory of every token (funded here; with `keeper_delay_hours`
+   the process starts only once that much of the window has been replayed:
+   a late keeper, as MakerDAO's were on Black Thursday);
 6. the replay: mining is manual; each price step is `blocks_per_step` blocks
    `block_seconds` apart in chain time. On a step that publishes a WETH/WBTC
    answer (or right after a liquidation) the blocks are mined `block_wall` s
@@ -64,6 +66,24 @@ class ReplayError(RuntimeError):
     """The replay could not run (a child process failed, the chain refused)."""
 
 
+@dataclass(frozen=True)
+class KeeperStart:
+    """The chain as the keeper found it when its process started.
+
+    `below_maintenance`: borrowers with debt whose maintenance-weighted
+    collateral is below their weighted debt; `insolvent`: of those, the ones
+    whose unweighted collateral value is below their debt value (USD WAD, at
+    the feeds in force) -- no liquidation can make them whole, since each
+    seizes more value than it repays, so their shortfall ends as bad debt
+    unless prices recover first."""
+
+    t: int  # chain time of the price step before which it started, s
+    block: int  # last block mined before the process started
+    below_maintenance: int
+    insolvent: int
+    shortfall_usd: float  # sum of debt value - collateral value over the insolvent accounts
+
+
 @dataclass
 class ReplayOptions:
     scenario: Scenario
@@ -77,6 +97,10 @@ class ReplayOptions:
     block_wall: float = 0.08  # wall seconds between blocks on active steps
     drain_blocks: int = 40
     keeper: str = "process"  # "process" or "none" (no keeper: shows what is left undone)
+    # the keeper process starts only after this many hours of the window have
+    # been replayed (0: before the first price). Until then nobody liquidates,
+    # so accounts can fall insolvent regardless of the keeper's speed.
+    keeper_delay_hours: float = 0.0
     keeper_cmd: tuple[str, ...] | None = None  # default: xmargin-keeper next to this python
     keep_run_dir: bool = False
 
@@ -103,6 +127,8 @@ class ReplayRun:
     run_dir: Path | None = None
     drain_blocks_used: int = 0
     latency: LatencyTracker = field(default_factory=LatencyTracker)
+    # when the keeper process started and what it found (see KeeperStart)
+    keeper_start: "KeeperStart | None" = None
     samples: list[dict] = field(default_factory=list)  # hourly health buckets + insurance fund
     end_healths: list = field(default_factory=list)  # AccountHealth per borrower at last_block
 
@@ -223,6 +249,10 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
     t_start = time.monotonic()
     plan = build_plan(options.scenario, substeps=options.substeps, deviation_bps=options.deviation_bps,
                       heartbeat=options.heartbeat)
+    window_hours = (plan.steps[-1].t - plan.steps[0].t) / HOUR
+    if not 0 <= options.keeper_delay_hours < window_hours:
+        raise ReplayError(f"keeper delay {options.keeper_delay_hours:g} h is outside the window "
+                          f"(0 <= delay < {window_hours:g} h of price steps)")
     run_dir = Path(tempfile.mkdtemp(prefix="xmargin-replay-"))
     # the run folder (logs, configs, keystore) is removed after a success or
     # an interrupt, kept after a failure for diagnosis (and with --keep-run-dir)
@@ -274,6 +304,7 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
             # -- keeper ------------------------------------------------------------------------
             keeper_address = None
             keeper_proc = None
+            start_keeper = None  # () -> Popen: spawns the keeper and lets it sync
             if options.keeper == "process":
                 key = Web3.keccak(text=f"xmargin.replay.keeper:{options.seed}")
                 keeper_address = Account.from_key(key).address
@@ -291,9 +322,16 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
                 # (the shared venv's editable install may point at another checkout).
                 keeper_env = os.environ | {KEEPER_PASSWORD_ENV: password,
                                            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-                keeper_proc = kids.spawn("keeper", cmd, log_path=run_dir / "keeper.log", env=keeper_env, cwd=run_dir)
-                _warm_up(rpc, keeper_proc, plan.steps[0].t - 60, run_dir)
-                console.print(f"keeper {keeper_address} running (pid {keeper_proc.pid}, log {run_dir / 'keeper.log'})")
+
+                def start_keeper():
+                    proc = kids.spawn("keeper", cmd, log_path=run_dir / "keeper.log", env=keeper_env, cwd=run_dir)
+                    _warm_up(rpc, proc, run_dir)
+                    console.print(f"keeper {keeper_address} running (pid {proc.pid}, log {run_dir / 'keeper.log'})")
+                    return proc
+
+                if options.keeper_delay_hours <= 0:
+                    keeper_proc = start_keeper()
+                    start_keeper = None
 
             # -- replay -----------------------------------------------------------------------
             head = int(rpc.call("eth_blockNumber"), 16)
@@ -311,6 +349,10 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
             stable_last: dict[str, int] = {s: -(10**12) for s in stable}
             liquidations = 0
             last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+            keeper_due = plan.steps[0].t + round(options.keeper_delay_hours * HOUR)
+            scanned_to = head  # last block scanned for Liquidation events
+            if keeper_proc is not None:
+                run.keeper_start = keeper_start_state(plan.steps[0].t, head, observer.observe())
             dust = sim.engine.functions.liquidation_settings().call()[0]
             t0 = time.monotonic()
             active_next = False
@@ -320,6 +362,19 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
             with Progress(*columns, console=console, transient=False) as progress:
                 task = progress.add_task("replay", total=len(plan.steps), info="")
                 for step in plan.steps:
+                    if start_keeper is not None and step.t >= keeper_due:
+                        # the late keeper: what it finds, then it starts and syncs
+                        # (its warm-up blocks are 1 s apart in chain time)
+                        healths = observer.observe()
+                        block = int(rpc.call("eth_blockNumber"), 16)
+                        run.keeper_start = keeper_start_state(step.t, block, healths)
+                        console.print(f"keeper starts at {_fmt_time(step.t)}: {run.keeper_start.below_maintenance} accounts below "
+                                      f"maintenance, {run.keeper_start.insolvent} insolvent")
+                        keeper_proc = start_keeper()
+                        start_keeper = None
+                        last_ts = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+                        # latency counts from when a keeper exists to react
+                        tracker.restart_waits(block + 1)
                     sends = dict(step.updates)
                     for s in stable:  # $1 feeds: republished on the heartbeat so they never go stale
                         if step.t - stable_last[s] >= options.heartbeat:
@@ -353,8 +408,10 @@ def run_replay(options: ReplayOptions, console, analyse) -> Any:
                     for symbol, answer in sends.items():
                         run.update_blocks[symbol].append((first, answer))
                     last = int(rpc.call("eth_blockNumber"), 16)
-                    logs = rpc.call("eth_getLogs", {"fromBlock": hex(first), "toBlock": hex(last), "address": engine,
+                    # from the block after the last scan: a late keeper's warm-up blocks included
+                    logs = rpc.call("eth_getLogs", {"fromBlock": hex(scanned_to + 1), "toBlock": hex(last), "address": engine,
                                                     "topics": [liq_topic]})
+                    scanned_to = last
                     for log in logs:
                         owner = to_checksum_address("0x" + log["topics"][1][-40:])
                         sub_id = int(log["data"][2:66], 16)
@@ -429,16 +486,25 @@ def kids_stop_keeper(proc) -> None:
     stop_group(proc, grace=10.0)
 
 
-def _warm_up(rpc, keeper_proc, ts: int, run_dir: Path, seconds: float = 4.0) -> None:
+def keeper_start_state(t: int, block: int, healths: list) -> KeeperStart:
+    """KeeperStart from the borrowers' health read at `block`."""
+    below = [h for h in healths if h.debt and h.below_maintenance and h.prices_valid]
+    insolvent = [h for h in below if h.collateral_value < h.debt_value]
+    shortfall = sum(h.debt_value - h.collateral_value for h in insolvent)
+    return KeeperStart(t, block, len(below), len(insolvent), round(shortfall / 10**18, 2))
+
+
+def _warm_up(rpc, keeper_proc, run_dir: Path, seconds: float = 4.0) -> None:
     """Lets the keeper start (sync the deployment's events, send its
-    approvals): a few blocks, mined a little apart, before the first price."""
+    approvals): a few blocks, mined a little apart in wall time and 1 s
+    apart in chain time, before the next price step."""
     deadline = time.monotonic() + seconds
     last = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
     while time.monotonic() < deadline:
         if keeper_proc.poll() is not None:
             raise ReplayError(f"the keeper exited with code {keeper_proc.returncode} at startup:\n{_tail(run_dir / 'keeper.log')}")
         time.sleep(0.25)
-        last = max(last + 1, min(ts, last + 1))
+        last += 1
         rpc.call("evm_mine", last)
 
 

@@ -1,8 +1,14 @@
 """A short crash replay end to end (anvil, `ape run deploy`, 150 accounts,
-the keeper process, Black Thursday's worst 20 hours at 20-minute steps), and
-the report's figures checked against the chain read independently: raw
-`eth_getLogs` with hand-written event signatures, `MarginEngine.health` and
-`MarginLens.market` at the last block. ~70-100 s."""
+Black Thursday's worst 20 hours at 6 price steps an hour, the keeper process
+started late), and the report's figures checked against the chain read
+independently: raw `eth_getLogs` with hand-written event signatures,
+`MarginEngine.health` and `MarginLens.market` at the last block. ~70-100 s.
+
+The keeper starts only after KEEPER_DELAY_HOURS of the window (MakerDAO's
+keepers failed on the day): until then nobody liquidates, so the crash
+leaves accounts insolvent whatever the keeper's speed on this machine, and
+the bad-debt path (liquidation down to dust, then settle_bad_debt) always
+runs -- a precondition that does not depend on wall-clock timing."""
 
 from __future__ import annotations
 
@@ -19,6 +25,10 @@ from scripts._xmargin_replay.plots import write_plots
 from scripts._xmargin_replay.prices import resolve_scenario
 from scripts._xmargin_replay.report import analyse, lens_abi, render_markdown, write_report
 from scripts._xmargin_replay.runner import ReplayOptions, run_replay
+
+# 08:00 + 16 h = 00:00 UTC on the 13th: ETH $171 -> $110, BTC $7,390 -> $4,860 with
+# nobody liquidating; prices keep falling to ETH $90 / BTC $3,860 at 02:00 while the keeper catches up
+KEEPER_DELAY_HOURS = 16
 
 LIQUIDATION = "Liquidation(address,address,uint8,address,address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256)"
 BAD_DEBT = "BadDebtSettled(address,address,uint8,uint256,uint256,uint256)"
@@ -70,7 +80,7 @@ def replay(tmp_path_factory):
     out = tmp_path_factory.mktemp("replay")
     options = ReplayOptions(
         scenario=resolve_scenario(None, "2020-03-12T08:00", "2020-03-13T04:00", "coinbase"),
-        accounts=150, seed=3, profile="risky", substeps=6,
+        accounts=150, seed=3, profile="risky", substeps=6, keeper_delay_hours=KEEPER_DELAY_HOURS,
     )
     captured = {}
 
@@ -101,9 +111,23 @@ def test_liquidations_match_the_chain(replay):
     assert set(report["liquidations"]["liquidators"]) == {report["setup"]["keeper_address"]}
 
 
+def test_late_keeper_finds_insolvent_accounts(replay):
+    report, _, run, _ = replay
+    start = report["setup"]["keeper_start"]
+    assert report["setup"]["keeper_delay_hours"] == KEEPER_DELAY_HOURS
+    assert start["utc"] == "2020-03-13 00:00"
+    # the keeper's first block comes after the recorded state, and after every price step before 00:00
+    steps_before = sum(1 for s in run.plan.steps if s.t < run.plan.steps[0].t + KEEPER_DELAY_HOURS * 3600)
+    assert start["block"] == run.step_blocks[steps_before - 1] + run.options.blocks_per_step - 1
+    assert 0 < start["insolvent"] <= start["below_maintenance"] and start["shortfall_usd"] > 0
+    # nobody liquidated before the keeper existed
+    assert all(e["block"] > start["block"] for e in report["liquidation_events"])
+
+
 def test_bad_debt_matches_the_chain(replay):
     report, facts, run, _ = replay
-    assert facts["bad_debt"], "the window should leave some bad debt (20-minute steps through the crash)"
+    start = report["setup"]["keeper_start"]
+    assert facts["bad_debt"], f"{start['insolvent']} accounts were insolvent when the keeper started: their shortfall is bad debt"
     assert {s: v["amount"] for s, v in report["bad_debt"]["by_asset"].items()} == facts["bad_debt"]
     # one BadDebtSettled per (account, debt asset): an account owing two assets emits two
     assert report["bad_debt"]["events"] == sum(v["events"] for v in report["bad_debt"]["by_asset"].values())
