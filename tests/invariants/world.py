@@ -142,20 +142,20 @@ def deploy_world() -> World:
     return _finish(World(p.engine, p.configurator, p.lens, p.owner, p.guardian, listed, actors, flash, dex))
 
 
-def fork_world(record: dict, deployer_address: str) -> World:
+def fork_world(record: dict) -> World:
     """The protocol of an `ape run deploy` record, on the current (forked)
     titanoboa env: engine, extension, configurator, lens and the listed
-    mock tokens/feeds at the recorded addresses. `deployer_address` is the
-    owner and guardian (local.yaml: both "deployer")."""
-    contracts = record["contracts"]
-    core = deployer("MarginEngine.vy").at(contracts["MarginEngine"])
+    mock tokens/feeds at the recorded addresses. The deployer is owner and
+    guardian (local.yaml: both "deployer")."""
+    deployer_address = record["deployer"]
+    core = deployer("MarginEngine.vy").at(record["engine"])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="casted bytecode does not match")
-        ext = deployer("MarginEngineExtension.vy").at(contracts["MarginEngine"])
+        ext = deployer("MarginEngineExtension.vy").at(record["engine"])
     engine = EngineHandle(core, ext)
     boa.env.register_contract(core.address, engine)
-    configurator = deployer("MarginConfigurator.vy").at(contracts["MarginConfigurator"])
-    lens = deployer("MarginLens.vy").at(contracts["MarginLens"])
+    configurator = deployer("MarginConfigurator.vy").at(record["configurator"])
+    lens = deployer("MarginLens.vy").at(record["lens"])
     listed = []
     for symbol, rec in record["assets"].items():
         token = deployer("mocks/MockERC20.vy").at(rec["token"])
