@@ -84,6 +84,9 @@ class World:
     dex: object  # MockDex used by the flash liquidator
     baseline: list[rm.AssetState] = field(default_factory=list)  # asset_state of each asset at build time
     wallets: dict = field(default_factory=dict)  # (actor, asset id) -> token balance at build time
+    balances: dict = field(default_factory=dict)  # asset id -> engine's token balance at build time
+    rounds: dict = field(default_factory=dict)  # asset id -> (previous, latest) RoundData at build time
+    settings: tuple = ()  # engine.liquidation_settings() at build time
     forked: bool = False
 
     @property
@@ -127,6 +130,14 @@ def _finish(world: World) -> World:
     _fund_actors(world)
     world.baseline = [rm.AssetState.from_tuple(world.engine.asset_state(a.id)) for a in world.assets]
     world.wallets = {(who, a.id): a.token.balanceOf(who) for who in world.actors.values() for a in world.assets}
+    world.balances = {a.id: a.token.balanceOf(world.engine.address) for a in world.assets}
+    for a in world.assets:
+        latest = rm.RoundData.from_tuple(a.feed.latestRoundData())
+        previous = None
+        if latest.round_id & rm.MASK64 > 1:
+            previous = rm.RoundData.from_tuple(a.feed.getRoundData(latest.round_id - 1))
+        world.rounds[a.id] = (previous, latest)
+    world.settings = tuple(world.engine.liquidation_settings())
     return world
 
 
