@@ -86,6 +86,12 @@ def write_report() -> None:
         tests = [t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]]
         note = f" ({r['note']})" if r.get("note") else ""
         lines.append(f"| `{m.name}` | {m.file} | {m.description} | {_cell(inv)}{note} | {_cell(tests)} | {r['seconds']:.0f} |")
+    tests_only = [m.name for m in ran if results[m.name]["tests"] and not results[m.name]["invariants"]
+                  and not results[m.name]["machine_other"] and results[m.name]["invariant_runs"]]
+    survived = [m.name for m in ran if m not in caught]
+    lines += ["", "Caught by the tests but not by the invariant machine at this budget "
+              "(candidates for a longer machine run or a new rule): " + (", ".join(f"`{n}`" for n in tests_only) or "none") + ".",
+              "", "Survived everything (a missing test): " + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
     if names:
         lines += ["", "## Invariants and the mutants they caught", "", "| invariant | mutants |", "| --- | --- |"]
         for name in names:
