@@ -250,6 +250,7 @@ def liquidate(
          cool-off (same block as a health-lowering action)", "liquidation:
          account is healthy", "liquidation: price grace period", "oracle:
          sequencer down", "oracle: sequencer grace period", "oracle: ...",
+         "liquidation: seizing this asset lowers the health ratio",
          "liquidation: leaves dust", "liquidation: nothing to seize",
          "liquidation: repay below one share",
          "liquidation: seized amount below minimum", "market: insufficient
@@ -268,6 +269,7 @@ def liquidate(
     self._check(block.timestamp >= settings >> 160, "liquidation: paused")
     ledger._require_sequencer()
     p: liquidation.Plan = self._plan(key, header, id_r, id_s, repay_amount, settings)
+    self._check(not p.lowers_ratio, "liquidation: seizing this asset lowers the health ratio")
     self._check(not p.leaves_dust, "liquidation: leaves dust")
     self._check(p.repay != 0 and p.seize > p.to_insurance, "liquidation: nothing to seize")
     seized: uint256 = p.seize - p.to_insurance
@@ -290,10 +292,14 @@ def liquidate(
 
     # Seize side (re-read: the two assets may be the same). Round up: the
     # account gives at least the seized amount's worth, capped at its deposit.
+    # A plan that takes the whole deposit (valued at the stored index) burns
+    # every share: the interest accrued since goes to the insurance fund.
     m = ledger._accrue(id_s, False)
     pkey = key << 8 | id_s
     pos = ledger._positions[pkey]
-    seized_shares: uint256 = min(fixed_point.mul_div_up(p.seize, ledger.WAD, m.deposit_index), pos & ledger.MASK128)
+    seized_shares: uint256 = pos & ledger.MASK128
+    if not p.seize_all:
+        seized_shares = min(fixed_point.mul_div_up(p.seize, ledger.WAD, m.deposit_index), seized_shares)
     total_shares: uint256 = m.deposit_shares - seized_shares
     if m.borrow_shares != 0:
         # _accrue read the borrow index because the asset has borrows.

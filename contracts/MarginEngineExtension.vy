@@ -154,9 +154,15 @@ def settle_bad_debt(owner: address, sub_id: uint8):
             to the insurance fund; each debt is covered by that asset's
             insurance fund first, and the rest is socialised to the asset's
             depositors by lowering its deposit index. Anyone may call it.
-    @dev Reverts: "settle: no debt", "settle: account is healthy",
-         "settle: collateral above dust",
-         "liquidation: paused", "oracle: ..." (collateral must be priced).
+            A write-off is the last step of a liquidation and acts on
+            prices, so it waits like a liquidation: not while liquidations
+            are paused, the L2 sequencer is down or in its grace period, or
+            a feed of the account is in its grace period after staleness.
+    @dev Reverts: "settle: no debt", "liquidation: paused", "oracle:
+         sequencer down", "oracle: sequencer grace period", "oracle: ..."
+         (every held asset must be priced), "liquidation: price grace
+         period", "settle: account is healthy", "settle: collateral above
+         dust".
     """
     self._only_delegated()
     key: uint256 = ledger._account_key(owner, sub_id)
@@ -164,8 +170,10 @@ def settle_bad_debt(owner: address, sub_id: uint8):
     assert (header >> 64) & ledger.MASK64 != 0, "settle: no debt"
     settings: uint256 = ledger._liquidation_settings
     assert block.timestamp >= settings >> 160, "liquidation: paused"
-    # Maintenance health and unweighted value, every price accepted.
-    h: ledger.Health = ledger._health(key, header, 10, True, 0)
+    ledger._require_sequencer()
+    # Maintenance health and unweighted value, every price accepted and past
+    # the grace period after a stale feed.
+    h: ledger.Health = ledger._health(key, header, 10, True, (settings >> 128) & ledger.MASK32)
     assert h.collateral[1] < h.debt[1], "settle: account is healthy"
     assert h.collateral[3] == 0 or h.collateral[3] < settings & ledger.MASK128, "settle: collateral above dust"
     held: uint256 = (header | header >> 64) & ledger.MASK64

@@ -754,28 +754,49 @@ def sequencer_status(round_data: RoundData | None, grace_period: int, now: int, 
     return now - round_data.started_at > grace_period, False
 
 
-def recently_stale(
-    latest: RoundData | None, previous: RoundData | None, max_staleness_: int, grace_period: int, now: int
-) -> bool:
-    """``oracle.recently_stale``: True while the feed's latest round is
-    younger than ``grace_period`` (seconds) and came after a gap longer than
-    ``max_staleness_`` (seconds) since the previous round -- liquidations
-    then wait (``liquidation: price grace period``).
+MAX_GRACE_ROUNDS = 16  # oracle.MAX_GRACE_ROUNDS: most previous rounds recently_stale reads
 
-    latest: ``latestRoundData()`` (None = call failed); previous:
-    ``getRoundData(roundId - 1)`` (None = call failed or short data; only
-    read when needed). The first round of a phase (roundId & (2**64-1) <= 1)
-    and a roundId >= 2**80 (no uint80 previous id) count as not stale.
-    now: block time, unix s.
+
+def recently_stale(
+    latest: RoundData | None,
+    round_data: Callable[[int], RoundData | None],
+    max_staleness_: int,
+    grace_period: int,
+    now: int,
+) -> bool:
+    """``oracle.recently_stale``: True while the feed is inside the grace
+    period after a stale stretch -- some round younger than ``grace_period``
+    (seconds) came more than ``max_staleness_`` (seconds) after the round
+    before it; liquidations then wait (``liquidation: price grace period``).
+
+    latest: ``latestRoundData()`` (None = call failed -> False);
+    round_data: ``getRoundData(id)`` for an id (None = the call reverted or
+    returned short data); called only as the walk needs it, newest first.
+    The walk stands on the latest round and, while that round is younger
+    than the grace period, reads the round before it: a gap longer than
+    max staleness -> True; the first round of a phase (roundId & (2**64-1)
+    <= 1), a latest roundId >= 2**80 or a failed read -> False. At most
+    :data:`MAX_GRACE_ROUNDS` previous rounds are read (then False: fail
+    open, see docs/risk-model.md). now: block time, unix s.
     """
     if latest is None:
         return False
     _check_round(latest)
-    if now >= _add(latest.updated_at, grace_period) or latest.round_id & MASK64 <= 1 or latest.round_id >= 2**80:
+    round_id, updated_at = latest.round_id, latest.updated_at
+    if round_id >= 2**80:
         return False
-    if previous is None:
-        return False
-    return latest.updated_at > _add(previous.updated_at, max_staleness_)
+    for _ in range(MAX_GRACE_ROUNDS):
+        if now >= _add(updated_at, grace_period) or round_id & MASK64 <= 1:
+            return False
+        round_id -= 1
+        previous = round_data(round_id)
+        if previous is None:
+            return False
+        _check_round(previous)
+        if updated_at > _add(previous.updated_at, max_staleness_):
+            return True
+        updated_at = previous.updated_at
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -808,13 +829,19 @@ class LiquidationParams:
 class Plan:
     """``liquidation.Plan``: repay (token units of the repaid asset), seize
     (token units of the seized asset taken from the account), to_insurance
-    (part of seize kept as insurance fund), bonus (WAD), leaves_dust."""
+    (part of seize kept as insurance fund), bonus (WAD), leaves_dust (a
+    request short of what the rules allow would leave dust: the engine
+    reverts), seize_all (the whole deposit at the stored index is seized:
+    the engine burns every deposit share), lowers_ratio (refused: even a
+    zero bonus would lower a solvent account's maintenance ratio)."""
 
     repay: int
     seize: int
     to_insurance: int
     bonus: int
     leaves_dust: bool
+    seize_all: bool = False
+    lowers_ratio: bool = False
 
 
 def pack_liquidation(p: LiquidationParams) -> int:
@@ -900,8 +927,10 @@ def liquidation_plan(
     Repay cap to the target: floor(floor(-H_le * WAD / (lw - floor(aw * (1 + b))))
     * WAD / price_repay), then the dust rules (see liquidation.vy), seize =
     :func:`seize_for`, to_insurance = (seize - floor value of repay in the
-    seized asset) * insurance_share // WAD; leaves_dust only for a request
-    below the cap.
+    seized asset) * insurance_share // WAD; leaves_dust for a request
+    below the cap leaving a rest below dust on either side, or below the
+    full price of a deposit whose rest would be dust; seize_all when
+    seize == deposit.
     """
     cap = debt
     gain = lw_le_repay
@@ -916,25 +945,28 @@ def liquidation_plan(
     if mul_div_up(_sub(debt, cap), price_repay, WAD) < dust:
         cap = debt
     repay = min(cap, requested)
+    leaves_dust = False
     seize = seize_for(repay, price_repay, price_seize, b)
     if seize >= deposit:
         seize = deposit
         repay = min(repay, repay_for(seize, price_repay, price_seize, b))
     elif mul_div_down(deposit - seize, price_seize, WAD) < dust:
         full = repay_for(deposit, price_repay, price_seize, b)
-        if full <= debt and full <= requested:
-            seize = deposit
-            repay = max(repay, full)
-    leaves_dust = False
+        if full <= debt:
+            if full <= requested:
+                seize = deposit
+                repay = max(repay, full)
+            else:
+                leaves_dust = True  # short of the full price: the dust rest would stay
     if requested < cap:
         rest_debt = mul_div_up(_sub(debt, repay), price_repay, WAD)
         rest_deposit = mul_div_down(_sub(deposit, seize), price_seize, WAD)
-        leaves_dust = (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
+        leaves_dust = leaves_dust or (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
     base = mul_div_down(mul_div_down(repay, price_repay, WAD), WAD, price_seize)
     to_insurance = 0
     if seize > base:
         to_insurance = _div(_mul(seize - base, insurance_share), WAD)
-    return Plan(repay, seize, to_insurance, b, leaves_dust)
+    return Plan(repay, seize, to_insurance, b, leaves_dust, seize == deposit, False)
 
 
 def plan_for(
@@ -965,7 +997,11 @@ def plan_for(
     params = unpack_liquidation(liquidation_word)
     if not solvent:
         aw = 0
-    b = liquidation_bonus(_div(_mul(collateral_maintenance, WAD), debt_maintenance), params, aw, lw)
+    ratio = _div(_mul(collateral_maintenance, WAD), debt_maintenance)
+    if _mul(ratio, lw) < aw * WAD:
+        # (1 + b) * aw_m,s <= rho * lw_m,r fails even at b = 0: refused.
+        return Plan(0, 0, 0, 0, False, False, True)
+    b = liquidation_bonus(ratio, params, aw, lw)
     aw = weights(risk_seize, ramp_seize, LIQUIDATION_END, now)[0]
     lw = weights(risk_repay, ramp_repay, LIQUIDATION_END, now)[1]
     return liquidation_plan(
@@ -2038,6 +2074,8 @@ class ProtocolReplica:
         p = self.liquidation_plan(
             owner, sub_id, id_r, id_s, repay_amount, prices, now, dust, recently_stale_ids=recently_stale_ids
         )
+        if p.lowers_ratio:
+            raise VyperRevert("liquidation: seizing this asset lowers the health ratio")
         if p.leaves_dust:
             raise VyperRevert("liquidation: leaves dust")
         if not (p.repay != 0 and p.seize > p.to_insurance):
@@ -2058,7 +2096,7 @@ class ProtocolReplica:
         # Seize side.
         di, bi_s = ms.accrue(now, False)
         held = acc.position(id_s).deposit_shares
-        seized_shares = min(mul_div_up(p.seize, WAD, di), held)
+        seized_shares = held if p.seize_all else min(mul_div_up(p.seize, WAD, di), held)
         total_shares = _sub(ms.deposit_shares, seized_shares)
         if ms.borrow_shares != 0:
             if mul_div_down(total_shares, di, WAD) < mul_div_up(ms.borrow_shares, bi_s, WAD):
@@ -2081,8 +2119,13 @@ class ProtocolReplica:
         dust: int,
         *,
         paused_until: int = 0,
+        recently_stale_ids: Iterable[int] = (),
     ) -> list[tuple[str, dict[str, int]]]:
-        """``engine.settle_bad_debt``: with debt, liquidations not paused, a
+        """``engine.settle_bad_debt`` without a sequencer feed (L1; on an L2
+        the engine also reverts "oracle: sequencer down" / "oracle: sequencer
+        grace period" right after the pause check): with debt, liquidations
+        not paused, no held asset's feed in the price grace period
+        (``recently_stale_ids``, as for a liquidation), a
         maintenance health below zero and the unweighted value of the
         deposits 0 or below ``dust`` (USD WAD) -- every held asset's price
         accepted (strict) -- every held asset is accrued
@@ -2098,7 +2141,10 @@ class ProtocolReplica:
             raise VyperRevert("settle: no debt")
         if now < paused_until:
             raise VyperRevert("liquidation: paused")
-        h = account_health(acc.positions, self.markets, prices, now, header=header, kinds=10, strict=True)
+        h = account_health(
+            acc.positions, self.markets, prices, now, header=header, kinds=10, strict=True,
+            recently_stale_ids=recently_stale_ids,
+        )
         if not h.collateral[MAINTENANCE] < h.debt[MAINTENANCE]:
             raise VyperRevert("settle: account is healthy")
         if not (h.collateral[VALUE] == 0 or h.collateral[VALUE] < dust):

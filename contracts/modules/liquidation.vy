@@ -23,7 +23,11 @@
         that its maintenance ratio never falls (an insolvent account gets
         the uncapped bonus, so that it is still liquidated):
           rho' >= rho  <=>  (1 + b) * aw_m,s <= rho * lw_m,r
-          b <= rho * lw_m,r / aw_m,s - 1   (and b >= 0)
+          b <= rho * lw_m,r / aw_m,s - 1
+        for every repaid amount alike; a pair for which even b = 0 fails
+        (rho * lw_m,r < aw_m,s, with rho rounded down) is refused
+        (Plan.lowers_ratio). The lowest-weight collateral against the
+        highest-weight debt always passes for a solvent account.
 
         Repay to the target: repaying value v and seizing v * (1 + b)
         changes H_le by v * (lw_le,r - (1 + b) * aw_le,s) = v * g, so
@@ -31,10 +35,15 @@
         Dust (USD, per deployment): a repaid debt whose rest would be below
         dust is repaid in full; a seized deposit whose rest would be below
         dust is seized in full when the debt pays its full price; a request
-        smaller than allowed that would leave dust on one side reverts.
+        smaller than allowed (below the cap, or below that full price) that
+        would leave dust on one side reverts (Plan.leaves_dust).
 
         Rounding, always against the liquidator: the repay cap and the seized
         amount round down; the repay needed for a capped seizure rounds up.
+        So H_le ends at most one seized unit's liquidation-end value above
+        0 (the account keeps the rounded-down remainder).
+        A plan whose seizure equals the deposit (valued at the stored index)
+        sets Plan.seize_all: the engine burns every deposit share.
 
         Liquidation word (one slot per asset, used for the seized asset):
           bits  0-15 minimum bonus (bp)
@@ -64,7 +73,9 @@ struct Plan:
     seize: uint256  # token units of the seized asset taken from the account
     to_insurance: uint256  # part of `seize` kept as insurance fund
     bonus: uint256  # WAD
-    leaves_dust: bool  # a partial request would leave dust on one side
+    leaves_dust: bool  # a request short of what the rules allow would leave dust
+    seize_all: bool  # the whole deposit is seized: every deposit share is burned
+    lowers_ratio: bool  # refused: a solvent account's maintenance ratio would fall
 
 
 @internal
@@ -179,6 +190,7 @@ def plan(
     if fixed_point.mul_div_up(debt - cap, price_repay, WAD) < dust:
         cap = debt
     repay: uint256 = min(cap, requested)
+    leaves_dust: bool = False
     seize: uint256 = self.seize_for(repay, price_repay, price_seize, b)
     if seize >= deposit:
         # The deposit runs out first: take all of it, paying only for it.
@@ -189,20 +201,32 @@ def plan(
         # pay its full price (never a discount beyond the bonus) and the
         # liquidator's request covers it.
         full: uint256 = self.repay_for(deposit, price_repay, price_seize, b)
-        if full <= debt and full <= requested:
-            seize = deposit
-            repay = max(repay, full)
+        if full <= debt:
+            if full <= requested:
+                seize = deposit
+                repay = max(repay, full)
+            else:
+                # The rules allow up to `full`: a shorter request would
+                # leave the dust rest behind.
+                leaves_dust = True
     # A request short of what the rules allow must not leave dust behind.
-    leaves_dust: bool = False
     if requested < cap:
         rest_debt: uint256 = fixed_point.mul_div_up(debt - repay, price_repay, WAD)
         rest_deposit: uint256 = fixed_point.mul_div_down(deposit - seize, price_seize, WAD)
-        leaves_dust = (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
+        leaves_dust = leaves_dust or (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
     base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay, price_repay, WAD), WAD, price_seize)
     to_insurance: uint256 = 0
     if seize > base:
         to_insurance = (seize - base) * insurance_share // WAD
-    return Plan(repay=repay, seize=seize, to_insurance=to_insurance, bonus=b, leaves_dust=leaves_dust)
+    return Plan(
+        repay=repay,
+        seize=seize,
+        to_insurance=to_insurance,
+        bonus=b,
+        leaves_dust=leaves_dust,
+        seize_all=seize == deposit,
+        lowers_ratio=False,
+    )
 
 
 @internal
@@ -246,7 +270,12 @@ def plan_for(
     params: LiquidationParams = self.unpack(liquidation_word)
     if not solvent:
         aw = 0  # no ratio cap: see the glossary
-    b: uint256 = self.bonus(collateral_maintenance * WAD // debt_maintenance, params, aw, lw)
+    ratio: uint256 = collateral_maintenance * WAD // debt_maintenance
+    if ratio * lw < aw * WAD:
+        # Even at a zero bonus, seizing this asset for this debt lowers the
+        # ratio of a solvent account (aw_m,s > rho * lw_m,r): refused.
+        return Plan(repay=0, seize=0, to_insurance=0, bonus=0, leaves_dust=False, seize_all=False, lowers_ratio=True)
+    b: uint256 = self.bonus(ratio, params, aw, lw)
     aw, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
     unused, lw = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
     return self.plan(

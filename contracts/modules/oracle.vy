@@ -35,6 +35,8 @@ ERR_INCOMPLETE: constant(uint256) = 4
 ERR_STALE: constant(uint256) = 5
 
 ROUND_DATA_SIZE: constant(uint256) = 160
+# Most previous rounds oracle.recently_stale reads (see its @dev).
+MAX_GRACE_ROUNDS: constant(uint256) = 16
 
 
 @internal
@@ -142,13 +144,23 @@ def sequencer_status(feed: address, grace_period: uint256) -> (bool, bool):
 @view
 def recently_stale(feed: address, max_staleness: uint256, grace_period: uint256) -> bool:
     """
-    @notice True while the feed's latest round is younger than
-            `grace_period` and came after a gap longer than `max_staleness`
-            (the feed was stale just before): liquidations wait, so users
-            can cure first (the rule of Aave's PriceOracleSentinel, applied
-            to price feeds).
-    @dev Reads the previous round with getRoundData(roundId - 1); the first
-         round of a phase has no previous round and counts as not stale.
+    @notice True while the feed is inside the grace period that follows a
+            stale stretch: some round published less than `grace_period`
+            seconds ago came more than `max_staleness` seconds after the
+            round before it. Liquidations then wait, so that users can cure
+            first (Aave's PriceOracleSentinel rule, applied to price feeds).
+    @dev Walks back from the latest round with getRoundData(roundId - 1)
+         while the round it stands on is younger than `grace_period`, so
+         that later rounds (Chainlink publishes on every deviation) do not
+         end the grace early. Bounded at MAX_GRACE_ROUNDS previous rounds:
+         a stale gap followed by more rounds than that inside the grace
+         window no longer blocks (fail open: a feed busy enough to publish
+         that many fresh prices is live again, and failing closed would
+         halt liquidations for as long as a volatile market keeps the
+         window full). The walk stops, not stale, at the first round of a
+         phase (roundId & (2**64 - 1) <= 1: no previous round reachable
+         through the proxy), at an id >= 2**80, and when getRoundData
+         reverts or returns short data.
     """
     ok: bool = False
     round_id: uint256 = 0
@@ -157,20 +169,26 @@ def recently_stale(feed: address, max_staleness: uint256, grace_period: uint256)
     updated_at: uint256 = 0
     answered_in: uint256 = 0
     ok, round_id, answer, started_at, updated_at, answered_in = self.latest_round(feed)
-    if not ok or block.timestamp >= updated_at + grace_period or round_id & (2**64 - 1) <= 1 or round_id >= 2**80:
+    if not ok or round_id >= 2**80:
         return False
     data: Bytes[ROUND_DATA_SIZE] = b""
-    ok, data = raw_call(
-        feed,
-        abi_encode(convert(round_id - 1, uint80), method_id=method_id("getRoundData(uint80)")),
-        max_outsize=ROUND_DATA_SIZE,
-        is_static_call=True,
-        revert_on_failure=False,
-    )
-    if not ok or len(data) < ROUND_DATA_SIZE:
-        return False
     previous_updated_at: uint256 = 0
-    round_id, answer, started_at, previous_updated_at, answered_in = abi_decode(
-        data, (uint256, int256, uint256, uint256, uint256)
-    )
-    return updated_at > previous_updated_at + max_staleness
+    for i: uint256 in range(MAX_GRACE_ROUNDS):
+        # Rounds published before the grace window cannot start a grace.
+        if block.timestamp >= updated_at + grace_period or round_id & (2**64 - 1) <= 1:
+            return False
+        round_id -= 1
+        ok, data = raw_call(
+            feed,
+            abi_encode(convert(round_id, uint80), method_id=method_id("getRoundData(uint80)")),
+            max_outsize=ROUND_DATA_SIZE,
+            is_static_call=True,
+            revert_on_failure=False,
+        )
+        if not ok or len(data) < ROUND_DATA_SIZE:
+            return False
+        previous_updated_at = abi_decode(data, (uint256, int256, uint256, uint256, uint256))[3]
+        if updated_at > previous_updated_at + max_staleness:
+            return True
+        updated_at = previous_updated_at
+    return False

@@ -247,116 +247,37 @@ def _near(data, anchor: int, strategy, below: bool | None = None):
 @fixture_ok()
 @given(
     data=st.data(),
-    round_id=st.one_of(st.integers(0, 2**80 - 1), st.integers(2**80 - 2, 2**80 + 1), uint()),
-    answer=st.one_of(
-        st.integers(1, 10**30),
-        st.integers(1, 10**30),
-        st.integers(-(10**20), 10**30),
-        st.integers(-(2**255), 2**255 - 1),
-        st.sampled_from([0, 1, -1, 2**64 - 1, 2**64, 2**128, 2**128 + 1]),
+    round_id=st.one_of(
+        st.integers(0, 2**64 + 5), st.integers(0, 2**80 - 1), st.sampled_from([(1 << 64) | 1, (1 << 64) | 2, (1 << 64) | 9, 1, 2])
     ),
-    started=uint(64),
-    exponent=st.one_of(st.integers(0, 36), st.integers(0, 36), st.integers(0, 80)),
     now=st.integers(NOW - 10**6, NOW + 10**6),
     down=st.integers(0, 9).map(lambda x: x == 7),
+    n_previous=st.one_of(st.integers(0, 3), st.integers(0, rm.MAX_GRACE_ROUNDS + 2)),
 )
-def test_unit_price(h, feed, data, round_id, answer, started, exponent, now, down):
-    updated = data.draw(st.one_of(st.just(0), st.integers(now - 10**6, now + 1000), uint(64)))
-    answered = _near(data, round_id, uint(), below=False)
-    lo = _near(data, answer, st.one_of(st.integers(0, 10**20), uint(64)), below=True)
-    hi = _near(data, answer, st.one_of(st.integers(0, 10**30), uint(64), uint()), below=False)
-    stale = _near(data, now - updated, st.one_of(st.integers(0, 10**6), uint(24), uint()), below=False)
-    answered, lo, hi, stale = (min(v, MAX_UINT) for v in (answered, lo, hi, stale))
-    feed.set(round_id, answer, started, max(0, updated), answered, down)
-    boa.env.timestamp = now
-    r = None if down else rm.RoundData(round_id, answer, started, max(0, updated), answered)
-    same(lambda: rm.unit_price(r, lo, hi, stale, exponent, now), lambda: h.unit_price(feed.address, lo, hi, stale, exponent))
-
-
-@fixture_ok()
-@given(
-    answer=st.one_of(st.sampled_from([0, 1, -1]), st.integers(-(10**6), 10**6)),
-    started_ago=st.one_of(st.integers(-100, 10**6), st.none()),
-    now=st.integers(NOW - 10**6, NOW + 10**6),
-    down=st.booleans(),
-    data=st.data(),
-)
-def test_sequencer_status(h, feed, answer, started_ago, now, down, data):
-    started = 0 if started_ago is None else now - started_ago
-    grace = _near(data, started_ago or 0, st.one_of(st.integers(0, 86400), uint()))
-    f = feed
-    f.set(7, answer, started, now, 7, down)
-    boa.env.timestamp = now
-    r = None if down else rm.RoundData(7, answer, started, now, 7)
-    same(lambda: rm.sequencer_status(r, grace, now), lambda: h.sequencer_status(f.address, grace))
-
-
-def test_unit_price_call_failures_and_l1_sequencer(h):
-    """ERR_CALL for a feed with short return data and for an address
-    without code; an empty sequencer feed is always up."""
-    short = harness_deployer("ShortFeed").deploy()
-    assert h.unit_price(short.address, 1, 10**20, 100, 10) == rm.unit_price(None, 1, 10**20, 100, 10, 0) == (0, rm.ERR_CALL)
-    eoa = boa.env.generate_address("eoa")
-    assert h.unit_price(eoa, 1, 10**20, 100, 10) == (0, rm.ERR_CALL)
-    assert h.sequencer_status(ZERO, 3600) == rm.sequencer_status(None, 3600, NOW, has_feed=False) == (True, False)
-    assert h.sequencer_status(short.address, 0) == rm.sequencer_status(None, 0, NOW) == (False, True)
-
-
-def test_rejected_positive_price_is_still_returned(h, feed):
-    """A positive answer is normalised even when the round is rejected
-    (bounds, incomplete, stale); non-positive answers give price 0."""
-    f = feed
-    now = boa.env.timestamp
-    exp = 36 - 8 - 6  # 8-decimal feed, 6-decimal token
-    cases = [
-        ((5, 2 * 10**8, now, now, 5), 10**8, 10**8 + 1, rm.ERR_BOUNDS),  # above max
-        ((5, 2 * 10**8, now, 0, 5), 1, 10**10, rm.ERR_INCOMPLETE),  # updatedAt == 0
-        ((5, 2 * 10**8, now, now, 4), 1, 10**10, rm.ERR_INCOMPLETE),  # answeredInRound < roundId
-        ((5, 2 * 10**8, now, now - 3601, 5), 1, 10**10, rm.ERR_STALE),
-        ((5, 0, now, now, 5), 1, 10**10, rm.ERR_NOT_POSITIVE),
-        ((5, -(10**8), now, now, 5), 1, 10**10, rm.ERR_NOT_POSITIVE),
-        ((5, 2 * 10**8, now, now - 3600, 5), 1, 10**10, rm.ERR_NONE),
-    ]
-    for rnd, lo, hi, err in cases:
-        f.set(*rnd, False)
-        model = rm.unit_price(rm.RoundData(*rnd), lo, hi, 3600, exp, now)
-        assert h.unit_price(f.address, lo, hi, 3600, exp) == model
-        assert model[1] == err
-        assert model[0] == (0 if rnd[1] <= 0 else rnd[1] * 10**exp)
-
-
-def test_round_id_above_uint80_is_read_as_a_full_word(h, feed):
-    """oracle.latest_round decodes roundId/answeredInRound as uint256: a feed
-    returning an id >= 2**80 does not make unit_price (and so the health
-    views) revert; the model agrees on the price and code."""
-    now = boa.env.timestamp
-    for rid, answered in ((2**80, 2**80), (2**80 + 5, 2**80 + 4)):
-        feed.set(rid, 10**8, now, now, answered, False)
-        model = rm.unit_price(rm.RoundData(rid, 10**8, now, now, answered), 1, 10**10, 3600, 10, now)
-        assert h.unit_price(feed.address, 1, 10**10, 3600, 10) == model
-    assert model == (10**18, rm.ERR_INCOMPLETE)
-
-
-@fixture_ok()
-@given(
-    data=st.data(),
-    round_id=st.one_of(st.integers(0, 2**64 + 5), st.integers(0, 2**80 - 1), st.sampled_from([(1 << 64) | 1, (1 << 64) | 2, 1, 2])),
-    now=st.integers(NOW - 10**6, NOW + 10**6),
-    down=st.integers(0, 9).map(lambda x: x == 7),
-    previous_down=st.integers(0, 9).map(lambda x: x == 7),
-)
-def test_recently_stale(h, feed, data, round_id, now, down, previous_down):
+def test_recently_stale(h, feed, data, round_id, now, down, n_previous):
+    """The walk back over up to MAX_GRACE_ROUNDS previous rounds: gaps near
+    max staleness, rounds near the edge of the grace window, a history that
+    ends (getRoundData reverts) or reaches the first round of a phase."""
     updated = data.draw(st.one_of(st.integers(now - 10**5, now), uint(64)))
     grace = _near(data, now - updated, st.one_of(st.integers(0, 10**5), uint(32), uint()), below=False)
-    previous = data.draw(st.one_of(st.integers(max(0, updated - 10**5), updated), uint(64)))
-    stale = _near(data, updated - previous, st.one_of(st.integers(0, 10**5), uint(24), uint()), below=True)
+    stale = data.draw(st.one_of(st.integers(0, 10**5), uint(24), uint()))
+    ids, times, t = [], [], updated
+    for k in range(1, min(n_previous, round_id) + 1):
+        gap = _near(data, stale, st.integers(0, 10**5), below=True)
+        t = data.draw(st.one_of(st.just(max(0, t - gap)), st.integers(0, max(0, t)), uint(64)))
+        ids.append(round_id - k)
+        times.append(t)
     grace, stale = min(grace, MAX_UINT), min(stale, MAX_UINT)
     feed.set(round_id, 10**8, updated, updated, round_id, down)
-    feed.set_previous(previous, previous_down)
+    feed.set_history(ids, times)
     boa.env.timestamp = now
     latest = None if down else rm.RoundData(round_id, 10**8, updated, updated, round_id)
-    prev = None if previous_down else rm.RoundData(round_id - 1, 10**8, previous, previous, round_id - 1)
-    same(lambda: rm.recently_stale(latest, prev, stale, grace, now), lambda: h.recently_stale(feed.address, stale, grace))
+    history = dict(zip(ids, times))
+
+    def round_data(rid):
+        return rm.RoundData(rid, 10**8, history[rid], history[rid], rid) if rid in history else None
+
+    same(lambda: rm.recently_stale(latest, round_data, stale, grace, now), lambda: h.recently_stale(feed.address, stale, grace))
 
 
 def liquidation_params():

@@ -264,6 +264,8 @@ class Plan:
     leaves_dust: bool
     cap: int  # repay cap before the liquidator's request (after the debt-dust rule)
     target_cap: int  # repay cap of the liquidation-end target alone
+    seize_all: bool = False  # the whole deposit (stored index) is seized: burn every share
+    lowers_ratio: bool = False  # refused: a solvent account's maintenance ratio would fall
 
     @property
     def to_liquidator(self) -> int:
@@ -295,6 +297,7 @@ def plan(
     if mdu(debt - cap, price_r, WAD) < dust:
         cap = debt
     repay = min(cap, requested)
+    leaves_dust = False
     seize = seize_for(repay, price_r, price_s, b)
     if seize >= deposit:
         seize = deposit
@@ -303,18 +306,20 @@ def plan(
         # Seize the dust rest too when the debt can pay its full price and
         # the request covers it.
         full = repay_for(deposit, price_r, price_s, b)
-        if full <= debt and full <= requested:
-            seize = deposit
-            repay = max(repay, full)
-    # Only a request short of the cap may trip the dust rule.
-    leaves_dust = False
+        if full <= debt:
+            if full <= requested:
+                seize = deposit
+                repay = max(repay, full)
+            else:
+                leaves_dust = True  # a request short of the full price leaves the dust rest
+    # A request short of the cap must not leave dust on either side.
     if requested < cap:
         rest_debt = mdu(debt - repay, price_r, WAD)
         rest_deposit = mdd(deposit - seize, price_s, WAD)
-        leaves_dust = (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
+        leaves_dust = leaves_dust or (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
     base = mdd(mdd(repay, price_r, WAD), WAD, price_s)
     to_insurance = (seize - base) * insurance_share // WAD if seize > base else 0
-    return Plan(repay, seize, to_insurance, b, leaves_dust, cap, target_cap)
+    return Plan(repay, seize, to_insurance, b, leaves_dust, cap, target_cap, seize_all=seize == deposit)
 
 
 # ---------------------------------------------------------------------------
@@ -535,6 +540,9 @@ class State:
         _, lw_m = weights(r.risk, r.ramp, MAINTENANCE, self.now)
         solvent = h.collateral[VALUE] >= h.debt[VALUE]
         ratio = h.collateral[MAINTENANCE] * WAD // h.debt[MAINTENANCE]
+        if solvent and ratio * lw_m < aw_m * WAD:
+            # rho' >= rho needs (1 + b) * aw_m,s <= rho * lw_m,r; not even b = 0 works.
+            return Plan(0, 0, 0, 0, False, 0, 0, lowers_ratio=True), ratio, solvent
         b = bonus(ratio, s.params, aw_m if solvent else 0, lw_m)
         aw_le, _ = weights(s.risk, s.ramp, LIQUIDATION_END, self.now)
         _, lw_le = weights(r.risk, r.ramp, LIQUIDATION_END, self.now)
@@ -564,6 +572,7 @@ class State:
         require((header >> (64 + id_r)) & 1 != 0, "liquidation: no debt in repay asset")
         require((header >> id_s) & 1 != 0, "liquidation: no deposit in seize asset")
         p, ratio, solvent = self.plan_for(owner, sub, id_r, id_s, requested)
+        require(not p.lowers_ratio, "liquidation: seizing this asset lowers the health ratio")
         require(not p.leaves_dust, "liquidation: leaves dust")
         require(p.repay != 0 and p.seize > p.to_insurance, "liquidation: nothing to seize")
         seized = p.seize - p.to_insurance
@@ -584,7 +593,8 @@ class State:
         s = self.markets[id_s]
         di, _ = s.accrue(self.now, False)
         pos = self.pos(owner, sub, id_s)
-        seized_shares = min(mdu(p.seize, WAD, di), pos[0])
+        # A plan taking the whole deposit (stored index) burns every share.
+        seized_shares = pos[0] if p.seize_all else min(mdu(p.seize, WAD, di), pos[0])
         total_shares = s.ds - seized_shares
         if s.bs != 0:
             require(
@@ -615,7 +625,8 @@ class State:
 
     # -- bad debt -------------------------------------------------------------
     def settle_bad_debt(self, owner: str, sub: int) -> list[SettleEvent]:
-        """MarginEngineExtension.settle_bad_debt (pause not modelled)."""
+        """MarginEngineExtension.settle_bad_debt after its delay checks (pause,
+        sequencer, price grace: the tests' business)."""
         header = self.header(owner, sub)
         require((header >> 64) & M64 != 0, "settle: no debt")
         h = self.health(owner, sub)

@@ -295,7 +295,6 @@ def test_settlement_with_interest_and_insurance_from_reserves():
 # dust") until someone liquidates a $17 position - which no keeper does when
 # gas exceeds the ~$1.7 bonus, so the bad debt is never written off.
 # Expected: the deposit runs out => every deposit share is seized.
-@pytest.mark.xfail(strict=True, reason="BUG: full seizure leaves accrued deposit interest (> dust) behind")
 def test_taking_the_whole_deposit_takes_its_accrued_interest_too():
     env = deploy_env(rates=True)
     open_account(env, "other", {"USDC": 4_000_000}, {"WETH": 700})

@@ -17,6 +17,7 @@ from tests.liquidation.helpers import (
     open_account,
     set_prices,
 )
+from tests.liquidation.test_bad_debt import checked_settle, insolvent_after_liquidation
 
 GRACE = 3600
 STALENESS = 3600  # AssetSpec default max_staleness
@@ -160,15 +161,12 @@ def test_grace_period_is_set_by_the_configurator():
         liquidate(env, env.liquidator, alice, "USDC", MAX_UINT, "WETH")
 
 
-# BUG: the grace period ends as soon as a SECOND round is published.
-# oracle.recently_stale only compares the latest round with the one before
-# it (getRoundData(roundId - 1)); a round published one minute after the
-# first fresh round has a one-minute gap, so the feed no longer counts as
-# "recently stale" and liquidations reopen 60 s after a 2-hour outage
-# instead of after the configured 3,600 s. Chainlink publishes on every
-# 0.5% deviation, so after an outage in a volatile market the grace is
-# effectively skipped. Expected: still "liquidation: price grace period".
-@pytest.mark.xfail(strict=True, reason="BUG: a second fresh round ends the post-staleness grace period early")
+# Regression: the grace period ended as soon as a SECOND round was
+# published: oracle.recently_stale only compared the latest round with the
+# one before it, so a round one minute after the first fresh round reopened
+# liquidations 60 s after a 2-hour outage instead of after the configured
+# 3,600 s (Chainlink publishes on every 0.5% deviation). It now walks back
+# over the rounds inside the grace window (up to MAX_GRACE_ROUNDS = 16).
 def test_grace_survives_a_second_round_inside_it():
     env = deploy_env(liquidation_grace_period=GRACE)
     alice = alice_on_the_edge(env)
@@ -336,3 +334,109 @@ def test_settings_change_keeps_a_running_pause():
     with boa.env.prank(env.p.owner):
         env.p.configurator.set_liquidation_settings(5 * WAD, 600)
     assert env.engine.liquidation_settings() == (5 * WAD, 600, until)
+
+
+MAX_GRACE_ROUNDS = 16  # oracle.MAX_GRACE_ROUNDS
+
+
+def test_grace_lasts_its_full_length_through_many_rounds():
+    """A round every 5 minutes after the outage (11 rounds inside the
+    window): liquidations wait until exactly fresh_at + GRACE."""
+    env = deploy_env(liquidation_grace_period=GRACE)
+    alice = alice_on_the_edge(env)
+    fresh_at = go_stale_then_fresh(env)
+    first_fresh = env.weth.feed.latestRound()
+    while now() + 300 < fresh_at + GRACE:
+        boa.env.time_travel(seconds=300)
+        fresh_round_each(env, weth_price=1500)
+        with boa.reverts("liquidation: price grace period"):
+            liquidate(env, env.liquidator, alice, "USDC", MAX_UINT, "WETH")
+    assert env.weth.feed.latestRound() - first_fresh == 11
+    boa.env.time_travel(seconds=fresh_at + GRACE - 1 - now())
+    with boa.reverts("liquidation: price grace period"):
+        liquidate(env, env.liquidator, alice, "USDC", MAX_UINT, "WETH")
+    boa.env.time_travel(seconds=1)
+    checked_liquidation(env, alice, "USDC", MAX_UINT, "WETH")
+
+
+@pytest.mark.parametrize("rounds_after,waits", [(MAX_GRACE_ROUNDS - 1, True), (MAX_GRACE_ROUNDS, False)])
+def test_grace_walk_is_bounded(rounds_after, waits):
+    """The walk reads at most 16 rounds before the latest: the stale gap is
+    found while at most 15 rounds follow the first fresh round; with 16 it
+    is out of reach and the grace ends early (fail open, documented in
+    docs/risk-model.md)."""
+    env = deploy_env(liquidation_grace_period=GRACE)
+    alice = alice_on_the_edge(env)
+    go_stale_then_fresh(env)
+    first_fresh = env.weth.feed.latestRound()
+    for _ in range(rounds_after):
+        boa.env.time_travel(seconds=60)
+        fresh_round_each(env, weth_price=1500)
+    assert env.weth.feed.latestRound() - first_fresh == rounds_after
+    assert now() < first_fresh_time(env, first_fresh) + GRACE
+    if waits:
+        with boa.reverts("liquidation: price grace period"):
+            liquidate(env, env.liquidator, alice, "USDC", MAX_UINT, "WETH")
+    else:
+        checked_liquidation(env, alice, "USDC", MAX_UINT, "WETH")
+
+
+def first_fresh_time(env, round_id):
+    return env.weth.feed.getRoundData(round_id)[3]
+
+
+def test_grace_walk_reaching_the_first_round_imposes_no_wait():
+    """Every round of the feeds is inside the grace window and none came
+    after a gap: the walk reads back to the first round of the phase
+    (id 2**64 + 1, which has no previous round) and finds nothing."""
+    env = deploy_env(liquidation_grace_period=GRACE)
+    alice = alice_on_the_edge(env)
+    set_prices(env, WETH=1500)
+    first = env.weth.feed.getRoundData(2**64 + 1)
+    assert now() < first[3] + GRACE
+    assert env.weth.feed.latestRound() - 2**64 <= MAX_GRACE_ROUNDS  # the whole history is within reach
+    checked_liquidation(env, alice, "USDC", MAX_UINT, "WETH")
+
+
+# ---------------------------------------------------------------------------
+# Bad-debt settlement waits like a liquidation
+# ---------------------------------------------------------------------------
+
+
+def test_settlement_waits_for_the_price_grace_period():
+    env = deploy_env(liquidation_grace_period=GRACE)
+    alice = insolvent_after_liquidation(env)
+    boa.env.time_travel(seconds=2 * 3600)
+    with boa.reverts("oracle: stale price"):
+        env.engine.settle_bad_debt(alice, 0)
+    fresh_at = go_stale_then_fresh(env, weth_price=1000)
+    with boa.reverts("liquidation: price grace period"):
+        env.engine.settle_bad_debt(alice, 0)
+    boa.env.time_travel(seconds=fresh_at + GRACE - 1 - now())
+    with boa.reverts("liquidation: price grace period"):
+        env.engine.settle_bad_debt(alice, 0)
+    boa.env.time_travel(seconds=1)
+    exp, _ = checked_settle(env, alice, others=[env.lender])
+    assert exp["BadDebtSettled"].values == {"debt": 3_909_090_909, "shares": 3_909_090_909, "borrow_index": WAD}
+
+
+def test_settlement_waits_for_the_sequencer_and_its_grace_period():
+    env = deploy_env(sequencer=True, sequencer_grace=GRACE)
+    seq = env.p.sequencer
+    alice = insolvent_after_liquidation(env)
+    seq.set_status(True)
+    with boa.reverts("oracle: sequencer down"):
+        env.engine.settle_bad_debt(alice, 0)
+    boa.env.time_travel(seconds=600)
+    env.p.refresh_prices()
+    seq.set_status(False)
+    up_at = now()
+    with boa.reverts("oracle: sequencer grace period"):
+        env.engine.settle_bad_debt(alice, 0)
+    boa.env.time_travel(seconds=up_at + GRACE - now())
+    env.p.refresh_prices()
+    with boa.reverts("oracle: sequencer grace period"):  # ends strictly after GRACE s
+        env.engine.settle_bad_debt(alice, 0)
+    boa.env.time_travel(seconds=1)
+    exp, _ = checked_settle(env, alice, others=[env.lender])
+    assert exp["BadDebtSettled"].values == {"debt": 3_909_090_909, "shares": 3_909_090_909, "borrow_index": WAD}

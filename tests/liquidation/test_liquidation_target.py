@@ -19,6 +19,7 @@ from tests.liquidation.helpers import (
     WAD,
     checked_liquidation,
     deploy_env,
+    lens_preview,
     liquidate,
     load_state,
     mdd,
@@ -78,8 +79,9 @@ def test_stops_at_liquidation_end_target(repay_sym, seize_sym, depth):
 
     # Health after: LE back to zero within rounding, maintenance positive.
     le_after = le_health(env, owner)
-    one_repay_unit = r.price * LW_LE // WAD + 1  # value of the repay floor
-    one_seize_unit = s.price * AW_LE // WAD + 1  # value of the seize floor (account keeps it)
+    # USD WAD values (unit price / 1e18) of one unit at the LE weights.
+    one_repay_unit = r.price * LW_LE // WAD // WAD + 1  # value of the repay floor
+    one_seize_unit = s.price * AW_LE // WAD // WAD + 1  # value of the seize floor (account keeps it)
     assert -(one_repay_unit + 10**6) <= le_after <= one_seize_unit
     if seize_sym != "WBTC":
         # Fine seize units (USDC, WETH): strictly not beyond the target.
@@ -91,20 +93,36 @@ def test_stops_at_liquidation_end_target(repay_sym, seize_sym, depth):
         liquidate(env, env.liquidator, owner, repay_sym, MAX_UINT, seize_sym)
 
 
-# BUG: (minor, rounding) "never beyond the liquidation-end target" is broken
-# by up to one unit of the seized asset: the repay is capped at or below the
-# exact target, but the seized amount then rounds DOWN (seize_for), so the
-# account keeps up to one unit more collateral than the target assumes and
-# ends with LE health > 0 (here +$0.0000628 with WBTC, 1 sat ~ $0.0005).
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LE health ends above 0 (by < 1 seize-asset unit) when the seized asset has coarse units",
-)
-def test_liquidation_end_health_never_above_zero_with_8_decimal_collateral():
+# Rounding bound, by design (docs/risk-model.md, "Liquidation-end target"):
+# the repay is capped at or below the exact target, then the seized amount
+# rounds DOWN (seize_for, in the protocol's favour), so the account keeps
+# less than one more unit of the seized asset than the exact target assumes
+# and may end with LE health slightly above 0 - at most that unit's value
+# times aw_le. Stopping exactly at 0 would need a seizure rounded up (a gift
+# to the liquidator) or a cap lowered by that unit's worth (the account
+# repaid less than the target). With WBTC (1 sat ~ $0.0005) the overshoot
+# here is $0.0000628.
+def test_liquidation_end_overshoot_is_below_one_seized_unit_with_8_decimal_collateral():
     env = deploy_env()
     owner = open_pair(env, "WETH", "WBTC", SOLVENT_DEPTHS["shallow"])
-    checked_liquidation(env, owner, "WETH", MAX_UINT, "WBTC", check_preview=False)
-    assert le_health(env, owner) <= 0
+    le_before = le_health(env, owner)
+    expected, before, after = checked_liquidation(env, owner, "WETH", MAX_UINT, "WBTC", check_preview=False)
+    p_r, p_s = before.markets[env.weth.id].price, before.markets[env.wbtc.id].price
+    b = expected.bonus
+    # The seizure rounds down: the exact (1 + b) * repaid value, in sats, is
+    # at least the seized amount and less than one sat above it.
+    exact_seize = Fraction(expected.repaid * p_r, WAD) * Fraction(WAD + b, WAD) / Fraction(p_s, WAD)
+    assert expected.seized <= exact_seize < expected.seized + 1
+    # The repaid value never exceeds the exact target.
+    g = Fraction(LW_LE, WAD) - Fraction(AW_LE, WAD) * Fraction(WAD + b, WAD)
+    assert Fraction(expected.repaid * p_r, WAD) <= Fraction(-le_before) / g
+    # LE health after: exactly the model's, above 0 by less than one sat's
+    # liquidation-end value.
+    le_after = le_health(env, owner)
+    assert le_after == after.health(str(owner)).liquidation_end == 62_847_824_940_750
+    one_sat_le_value = p_s * AW_LE // WAD // WAD  # USD WAD: 1 sat (WBTC at ~$49,967) * 0.825
+    assert one_sat_le_value == 412_218_529_411_755
+    assert 0 < le_after < one_sat_le_value
 
 
 def test_repay_cap_never_above_the_exact_target():
@@ -185,15 +203,15 @@ def test_solvent_liquidation_never_lowers_the_maintenance_ratio(name):
         assert expected.bonus == ratio_before * 11 * 10**17 // (85 * 10**16) - WAD < 10**17
 
 
-# BUG: the solvency cap does not protect the ratio when it is <= 0. For a
-# solvent account whose seized asset has a higher maintenance weight than
-# rho * lw_m,r (here WBTC aw_m 0.95 vs rho 0.92 * lw_m 1.0), bonus() returns
-# 0 (cap <= 1) but the liquidation still goes ahead: seizing at a zero bonus
-# lowers the ratio from 0.92 to 0.80, against the documented "capped, for a
-# solvent account, so that its maintenance ratio never falls". The engine
-# should refuse that pair (or cap the amount) instead.
-@pytest.mark.xfail(strict=True, reason="BUG: zero-bonus liquidation of a solvent account lowers its maintenance ratio")
-def test_zero_bonus_liquidation_does_not_lower_the_ratio_of_a_solvent_account():
+# Regression: the solvency cap did not protect the ratio when it was <= 0.
+# For a solvent account whose seized asset has a higher maintenance weight
+# than rho * lw_m,r (here WBTC aw_m 0.95 vs rho 0.92 * lw_m 1.0), bonus()
+# returned 0 and the liquidation went ahead at par, lowering the ratio from
+# 0.92 to 0.80. rho' >= rho <=> (1 + b) * aw_m,s <= rho * lw_m,r, which no
+# b >= 0 meets here: the pair is refused. A solvent account always has a
+# pair that passes (the lowest-weight collateral against the highest-weight
+# debt: min aw <= rho * max lw because value >= debt), here WETH.
+def zero_bonus_env():
     env = deploy_env(
         overrides={
             "WBTC": dict(asset_weight_initial=9 * 10**17, asset_weight_maintenance=95 * 10**16),
@@ -203,16 +221,37 @@ def test_zero_bonus_liquidation_does_not_lower_the_ratio_of_a_solvent_account():
     )
     owner = open_account(env, "owner", {"WBTC": 1, "WETH": 30}, {"USDC": 75_000})
     set_prices(env, WETH=800)
+    return env, owner
+
+
+def test_pair_that_would_lower_a_solvent_accounts_ratio_is_refused():
+    env, owner = zero_bonus_env()
     state = load_state(env, [owner])
     h = state.health(str(owner))
     # C_m = 60,000 * 0.95 + 24,000 * 0.5 = 69,000; D_m = 75,000: rho = 0.92;
-    # value 84,000 >= 75,000: solvent. Cap: 0.92 * 1.0 / 0.95 < 1, so b = 0.
+    # value 84,000 >= 75,000: solvent. rho * lw_m,r = 0.92 < aw_m,s = 0.95.
     assert (h.collateral[1], h.debt[1], h.ratio) == (69_000 * WAD, 75_000 * WAD, 92 * 10**16)
-    assert h.value > 0
+    assert h.value == 9_000 * WAD
+    plan, ratio, solvent = state.plan_for(str(owner), 0, env.usdc.id, env.wbtc.id, MAX_UINT)
+    assert (plan.lowers_ratio, plan.repay, plan.seize, ratio, solvent) == (True, 0, 0, 92 * 10**16, True)
+    env.p.fund(env.liquidator, env.usdc, 10**12)
+    for request in (MAX_UINT, 1_000 * 10**6, 1):
+        with boa.reverts("liquidation: seizing this asset lowers the health ratio"):
+            liquidate(env, env.liquidator, owner, "USDC", request, "WBTC", fund=False)
+    # The lens shows nothing to do with this pair.
+    assert tuple(lens_preview(env, owner, 0, "USDC", "WBTC")) == (0, 0, 0)
+    assert env.engine.position(owner, 0, env.wbtc.address)[0] == 10**8
+
+
+def test_the_lower_weight_collateral_of_the_same_account_can_be_seized():
+    env, owner = zero_bonus_env()
     ratio_before = env.lens.health_ratio(owner)
-    expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WBTC", check_preview=False)
-    assert expected.bonus == 0 and expected.repaid == 60_000 * 10**6  # the whole BTC at par
-    assert env.lens.health_ratio(owner) >= ratio_before  # actually 0.80
+    expected, _, after = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH")
+    # Dutch bonus at depth 1 - 0.92: 2% + (10% - 2%) * 0.08 / 0.10 = 8.4%,
+    # below the solvency cap 0.92 * 1.0 / 0.5 - 1 = 84%.
+    assert expected.bonus == 84 * 10**15
+    assert not expected.plan.lowers_ratio
+    assert env.lens.health_ratio(owner) == after.health(str(owner)).ratio > ratio_before
 
 
 # ---------------------------------------------------------------------------
@@ -311,7 +350,6 @@ def test_partial_request_leaving_deposit_dust_reverts():
 # dust rule allows up to `full` = repay_for(deposit) here: the request is
 # "smaller than allowed", and liquidation.vy's glossary says such a request
 # "that would leave dust on one side reverts". Here $9.985 of WETH stays.
-@pytest.mark.xfail(strict=True, reason="BUG: request in [LE cap, full price) leaves deposit dust without reverting")
 @pytest.mark.parametrize("at", ["cap", "full-1"])
 def test_request_between_cap_and_full_price_does_not_leave_deposit_dust(at):
     env = deploy_env()

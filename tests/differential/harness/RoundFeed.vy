@@ -6,9 +6,9 @@
         uint256 here, so values the oracle's uint80 abi_decode rejects can be
         returned), or reverts when `down` is set. Unlike MockAggregator it
         has no int128/uint64 limits, so every validation branch of
-        oracle.unit_price can be reached. `getRoundData` returns the
-        "previous" round set by `set_previous` for any id (or reverts when
-        `previous_down`), for oracle.recently_stale.
+        oracle.unit_price can be reached. `getRoundData(id)` returns the
+        round written for `id` by `set_history` and reverts for any other
+        id, for oracle.recently_stale's walk back.
 """
 
 round_id: public(uint256)
@@ -17,8 +17,9 @@ started_at: public(uint256)
 updated_at: public(uint256)
 answered_in: public(uint256)
 down: public(bool)
-previous_updated_at: public(uint256)
-previous_down: public(bool)
+epoch: public(uint256)  # bumped by set_history: forgets the earlier history
+history: HashMap[uint256, HashMap[uint256, uint256]]  # epoch -> round id -> updatedAt
+known: HashMap[uint256, HashMap[uint256, bool]]  # epoch -> round id -> written
 
 
 @external
@@ -39,13 +40,17 @@ def latestRoundData() -> (uint256, int256, uint256, uint256, uint256):
 
 
 @external
-def set_previous(updated_at: uint256, down: bool):
-    self.previous_updated_at = updated_at
-    self.previous_down = down
+def set_history(ids: DynArray[uint256, 32], updated_ats: DynArray[uint256, 32]):
+    self.epoch += 1
+    for i: uint256 in range(len(ids), bound=32):
+        self.history[self.epoch][ids[i]] = updated_ats[i]
+        self.known[self.epoch][ids[i]] = True
 
 
 @external
 @view
 def getRoundData(round_id: uint80) -> (uint256, int256, uint256, uint256, uint256):
-    assert not self.previous_down, "RoundFeed: no data"
-    return convert(round_id, uint256), self.answer, self.previous_updated_at, self.previous_updated_at, convert(round_id, uint256)
+    id: uint256 = convert(round_id, uint256)
+    assert self.known[self.epoch][id], "RoundFeed: no data"
+    updated_at: uint256 = self.history[self.epoch][id]
+    return id, self.answer, updated_at, updated_at, id
