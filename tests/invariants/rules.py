@@ -16,6 +16,7 @@ the edges (exact amount, all, a little more than allowed) come up often.
 
 from __future__ import annotations
 
+import boa
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -96,6 +97,11 @@ class AccountRules(MarginMachine):
     @rule(pick=picks, role=roles, sub=subs, i=asset_ix, mode=modes, frac=fractions, accrue_first=st.booleans())
     def withdraw(self, pick, role, sub, i, mode, frac, accrue_first):
         role, sub, i = self.pick_position("deposit", pick, role, sub, i)
+        if frac % 8 == 0:
+            # the lens's own limit (or one more)
+            amount = self.w.lens.max_withdraw(self.actor(role), sub, self.asset(i).address) + frac % 16 // 8
+            self.do_withdraw(role, sub, i, max(1, amount), accrue_first)
+            return
         held = self.deposit_of((self.actor(role), sub), i)
         self.do_withdraw(role, sub, i, fraction(held, mode, frac), accrue_first)
 
@@ -103,6 +109,11 @@ class AccountRules(MarginMachine):
     def borrow(self, pick, role, sub, i, mode, frac, accrue_first):
         role, sub, _ = self.pick_position("deposit", pick, role, sub, i)
         i = self.ix(i)
+        if frac % 8 == 0:
+            # the lens's own limit (or one more): max_borrow must be borrowable
+            amount = self.w.lens.max_borrow(self.actor(role), sub, self.asset(i).address) + frac % 16 // 8
+            self.do_borrow(role, sub, i, max(1, amount), accrue_first)
+            return
         amount = fraction(self.borrow_room(role, sub, i), mode, frac)
         if amount == MAX_UINT:
             amount = self.units_for_usd(i, 1_000)
@@ -277,6 +288,55 @@ class MarketRules(AccountRules):
         self.refresh_config(i)
         self.touch([i])
 
+    @rule(i=asset_ix, base=st.integers(0, 100), low=st.integers(0, 300), high=st.integers(0, 600),
+          kink=st.integers(1, 99), rf=st.integers(0, 100))
+    def set_rate_model(self, i, base, low, high, kink, rf):
+        """configurator.set_rate_model (APR percent, kink and reserve factor
+        percent): the engine accrues at the old rates first."""
+        i = self.ix(i)
+        self.begin("rates", asset=i)
+        per_second = lambda pct: pct * WAD // 100 // (365 * DAY)  # noqa: E731
+        rates = (per_second(base), per_second(low), per_second(high), kink * WAD // 100, rf * WAD // 100)
+        with boa_prank(self.w.owner):
+            self.w.configurator.set_rate_model(self.asset(i).address, rates)
+        self.model.set_rate_model(i, rm.pack_rate_model(*rates[:4]), rates[4], self.now())
+        self.refresh_config(i)
+        self.touch([i])
+
+    @rule(i=asset_ix, supply=st.integers(0, 1_500), borrow=st.integers(0, 1_500))
+    def set_caps(self, i, supply, borrow):
+        """configurator.set_caps around the current totals (per mille; 0 = no cap)."""
+        i = self.ix(i)
+        self.begin("caps", asset=i)
+        m = self.model.markets[i]
+        deposits = rm.mul_div_down(m.deposit_shares, m.deposit_index, WAD)
+        borrows = rm.mul_div_up(m.borrow_shares, m.borrow_index, WAD)
+        caps = (deposits * supply // 1_000 if supply else 0, borrows * borrow // 1_000 if borrow else 0)
+        with boa_prank(self.w.owner):
+            self.w.configurator.set_caps(self.asset(i).address, *caps)
+        self.refresh_config(i)
+        self.touch([i])
+
+    @rule(duration=st.integers(1, 5 * 3600))
+    def guardian_pauses_liquidations(self, duration):
+        """engine.pause_liquidations: at most 4 hours, then 4 hours of cool-down."""
+        self.begin("pause")
+        until, now = self.paused_until, self.now()
+        if duration > 4 * 3600:
+            reason = "pause: duration above 4 hours"
+        elif until != 0 and now < until + 4 * 3600:
+            reason = "pause: cooling down from the last pause"
+        else:
+            reason = None
+        self.last.reason = reason
+        with boa_prank(self.w.guardian):
+            if reason is None:
+                self.engine.pause_liquidations(duration)
+                self.paused_until = now + duration
+            else:
+                with boa.reverts(reason):
+                    self.engine.pause_liquidations(duration)
+
     @rule(i=asset_ix)
     def accrue(self, i):
         i = self.ix(i)
@@ -350,6 +410,4 @@ class ProtocolMachine(MarketRules):
 
 
 def boa_prank(who):
-    import boa
-
     return boa.env.prank(who)
