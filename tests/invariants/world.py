@@ -159,14 +159,17 @@ def fork_world(record: dict) -> World:
     mock tokens/feeds at the recorded addresses. The deployer is owner and
     guardian (local.yaml: both "deployer")."""
     deployer_address = record["deployer"]
-    core = deployer("MarginEngine.vy").at(record["engine"])
     with warnings.catch_warnings():
+        # ape-vyper's build differs from titanoboa's in the bytecode's trailing
+        # metadata, so every cast warns; the ABIs and the code's behaviour are
+        # what the machine checks.
         warnings.filterwarnings("ignore", message="casted bytecode does not match")
+        core = deployer("MarginEngine.vy").at(record["engine"])
         ext = deployer("MarginEngineExtension.vy").at(record["engine"])
+        configurator = deployer("MarginConfigurator.vy").at(record["configurator"])
+        lens = deployer("MarginLens.vy").at(record["lens"])
     engine = EngineHandle(core, ext)
     boa.env.register_contract(core.address, engine)
-    configurator = deployer("MarginConfigurator.vy").at(record["configurator"])
-    lens = deployer("MarginLens.vy").at(record["lens"])
     listed = []
     for symbol, rec in record["assets"].items():
         token = deployer("mocks/MockERC20.vy").at(rec["token"])
