@@ -160,9 +160,9 @@ def fork_world(record: dict) -> World:
     guardian (local.yaml: both "deployer")."""
     deployer_address = record["deployer"]
     with warnings.catch_warnings():
-        # ape-vyper's build differs from titanoboa's in the bytecode's trailing
-        # metadata, so every cast warns; the ABIs and the code's behaviour are
-        # what the machine checks.
+        # ape-vyper's build of the contracts is not byte-identical to
+        # titanoboa's, so every cast warns; the ABIs and the deployed code's
+        # behaviour are what the machine checks.
         warnings.filterwarnings("ignore", message="casted bytecode does not match")
         core = deployer("MarginEngine.vy").at(record["engine"])
         ext = deployer("MarginEngineExtension.vy").at(record["engine"])
