@@ -60,6 +60,17 @@ machine, minutes on a loaded one) plus the runs. Results are written to
 """
 
 
+def variant_checks() -> dict[str, list[str]]:
+    """Mutant -> the exploit modules whose vulnerable-variant check deploys it."""
+    import re
+
+    found: dict[str, list[str]] = {}
+    for module in sorted((ROOT / "tests" / "exploits").glob("test_*.py")):
+        for name in re.findall(r'vulnerable\("([\w-]+)"\)', module.read_text()):
+            found.setdefault(name, []).append(module.stem)
+    return found
+
+
 def _cell(items: list[str]) -> str:
     return "<br>".join(f"`{i}`" for i in items) if items else "-"
 
@@ -74,18 +85,25 @@ def write_report() -> None:
         f"{len(MUTANTS)} mutants in the catalogue; {len(ran)} run; {len(caught)} caught; "
         f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet."
     )
-    lines += ["", "| mutant | file | bug | invariants that caught it | first failing test | s |", "| --- | --- | --- | --- | --- | --- |"]
+    variants = variant_checks()
+    lines.append(
+        f"{sum(1 for m in MUTANTS if m.name in variants)} mutants are also deployed by an exploit module's "
+        "vulnerable-variant check (last column), which runs in CI and shows the attack succeeds on them."
+    )
+    lines += ["", "| mutant | file | bug | invariants that caught it | first failing test | s | vulnerable-variant check |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for m in MUTANTS:
         r = results.get(m.name)
+        shown = _cell(variants.get(m.name, []))
         if r is None:
-            lines.append(f"| `{m.name}` | {m.file} | {m.description} | not run | not run | |")
+            lines.append(f"| `{m.name}` | {m.file} | {m.description} | not run | not run | | {shown} |")
             continue
         inv = list(r["invariants"])
         if r["machine_other"]:
             inv.append(f"(machine: {r['machine_other']})")
         tests = [t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]]
         note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {_cell(inv)}{note} | {_cell(tests)} | {r['seconds']:.0f} |")
+        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {_cell(inv)}{note} | {_cell(tests)} | {r['seconds']:.0f} | {shown} |")
     tests_only = [m.name for m in ran if results[m.name]["tests"] and not results[m.name]["invariants"]
                   and not results[m.name]["machine_other"] and results[m.name]["invariant_runs"]]
     survived = [m.name for m in ran if m not in caught]
