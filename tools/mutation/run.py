@@ -21,9 +21,8 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from tools.mutation.catalogue import MUTANTS, Mutant
+from tools.mutation.catalogue import Mutant
 from tools.mutation.materialise import ROOT, materialise
 
 RESULTS = ROOT / "tools" / "mutation" / "results.json"
