@@ -100,3 +100,17 @@ REPLAY_ARGS ?=
 .PHONY: replay
 replay: setup
 	python -m scripts.replay $(REPLAY_ARGS)
+
+# Statement coverage of the contracts (titanoboa's coverage.py plugin,
+# tools/coverage.ini) under the invariant machines and their regressions.
+# COVERAGE_TESTS widens it, e.g. `make coverage COVERAGE_TESTS=tests`;
+# HYPOTHESIS_PROFILE picks the step budget (default here: ci).
+COVERAGE_TESTS ?= tests/invariants/test_stateful.py tests/invariants/test_regressions.py
+.PHONY: coverage
+coverage: setup
+	@mkdir -p out/coverage
+	python -m coverage erase --rcfile=tools/coverage.ini
+	python -m coverage run --rcfile=tools/coverage.ini -m pytest -q -p no:cacheprovider $(COVERAGE_TESTS)
+	python -m coverage report --rcfile=tools/coverage.ini
+	python -m coverage html --rcfile=tools/coverage.ini
+	@echo "coverage: HTML report in out/coverage/html/index.html"

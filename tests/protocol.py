@@ -12,6 +12,7 @@ and factors are WAD (1e18 = 1.0).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,10 @@ import boa
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
+# Mutation testing deploys a modified copy of contracts/ (tools/mutation):
+# XMARGIN_CONTRACTS_DIR (absolute, or relative to the repository root) names
+# it; files it lacks are taken from contracts/.
+CONTRACTS_DIR_ENV = "XMARGIN_CONTRACTS_DIR"
 
 WAD = 10**18
 YEAR = 365 * 86400
@@ -225,10 +230,30 @@ class Protocol:
             asset.feed.set_answer(asset.feed.latestAnswer())
 
 
-@lru_cache(maxsize=None)
+def contracts_dir() -> Path:
+    """$XMARGIN_CONTRACTS_DIR resolved against the repository root, else contracts/."""
+    override = os.environ.get(CONTRACTS_DIR_ENV)
+    return (ROOT / override).resolve() if override else CONTRACTS
+
+
+def contract_path(relative_path: str) -> Path:
+    """Where `relative_path` (e.g. "MarginEngine.vy") is compiled from:
+    $XMARGIN_CONTRACTS_DIR (read at each call, so a process can switch
+    between copies) when set and holding that file, else contracts/. A
+    mutant copy thus holds only the deployables its change affects."""
+    candidate = contracts_dir() / relative_path
+    return candidate if candidate.is_file() else CONTRACTS / relative_path
+
+
 def deployer(relative_path: str):
-    """Compiles a contract once per process; `.deploy(*args)` deploys it."""
-    return boa.load_partial(str(CONTRACTS / relative_path))
+    """Compiles a contract once per process and source path;
+    `.deploy(*args)` deploys it."""
+    return _compiled(str(contract_path(relative_path)))
+
+
+@lru_cache(maxsize=None)
+def _compiled(path: str):
+    return boa.load_partial(path)
 
 
 def load_mock(name: str, *args):

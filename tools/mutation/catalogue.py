@@ -1,0 +1,362 @@
+"""The mutants: one deliberate bug each, in the form (file, exact search
+text, replacement, description). `search` must occur exactly once in
+contracts/<file> (tests/exploits/test_mutant_catalogue.py checks it, so the
+catalogue cannot silently rot when the contracts change). `targets` names
+what the bug breaks (a known attack, a named invariant or a rule of
+docs/risk-model.md); docs/mutation.md shows which tests and invariants
+actually catch each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # kebab-case, unique; also the copy's directory name
+    file: str  # relative to contracts/
+    search: str  # exact text, occurs once in the file
+    replacement: str
+    description: str  # the bug, in one sentence
+    targets: str = ""  # the attack or rule it re-opens
+
+
+ENGINE = "MarginEngine.vy"
+EXTENSION = "MarginEngineExtension.vy"
+LEDGER = "modules/ledger.vy"
+LIQUIDATION = "modules/liquidation.vy"
+ORACLE = "modules/oracle.vy"
+MARGIN = "modules/margin.vy"
+INTEREST = "modules/interest_rate.vy"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # --- liquidation path (MarginEngine.liquidate / _plan) -----------------
+    Mutant(
+        "liquidation-skips-cool-off",
+        ENGINE,
+        '    self._check((header >> 128) & ledger.MASK64 != block.number, "liquidation: cool-off (same block as a health-lowering action)")\n',
+        "",
+        "Liquidation allowed in the same block as the account's borrow/withdraw/transfer.",
+        "Mango 2022 (price moved within a block)",
+    ),
+    Mutant(
+        "liquidation-allows-self",
+        ENGINE,
+        '    self._check(msg.sender != owner, "liquidation: self-liquidation")\n',
+        "",
+        "An owner may liquidate its own account.",
+        "Euler 2023",
+    ),
+    Mutant(
+        "liquidation-skips-health-check",
+        ENGINE,
+        '    assert h.collateral[1] < h.debt[1], "liquidation: account is healthy"\n',
+        "",
+        "A healthy account can be liquidated.",
+        "liquidation only below maintenance",
+    ),
+    Mutant(
+        "liquidation-skips-sequencer-check",
+        ENGINE,
+        "    ledger._require_sequencer()\n    p: liquidation.Plan",
+        "    p: liquidation.Plan",
+        "Liquidation ignores the L2 sequencer status and grace period.",
+        "sequencer downtime",
+    ),
+    Mutant(
+        "liquidation-skips-price-grace",
+        ENGINE,
+        "ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32)",
+        "ledger._health(key, header, 14, True, 0)",
+        "Liquidation ignores the grace period after a stale feed resumes.",
+        "Venus 2022 (stale prices)",
+    ),
+    Mutant(
+        "liquidation-allows-dust-rest",
+        ENGINE,
+        '    self._check(not p.leaves_dust, "liquidation: leaves dust")\n',
+        "",
+        "A partial liquidation may leave a debt or deposit rest below the dust threshold.",
+        "dust liquidations",
+    ),
+    Mutant(
+        "liquidation-allows-zero-share-repay",
+        ENGINE,
+        '    self._check(repaid_shares != 0, "liquidation: repay below one share")\n',
+        "",
+        "A repay worth less than one borrow share burns no debt but still seizes collateral.",
+        "zero-amount and dust liquidations",
+    ),
+    Mutant(
+        "liquidation-keeps-total-borrow-shares",
+        ENGINE,
+        "ledger._totals[id_r] = m.deposit_shares | (m.borrow_shares - repaid_shares) << 128",
+        "ledger._totals[id_r] = m.deposit_shares | m.borrow_shares << 128",
+        "Liquidation burns the account's borrow shares but not the market total.",
+        "sum of account shares equals the totals",
+    ),
+    Mutant(
+        "liquidation-burns-shares-rounded-up",
+        ENGINE,
+        "repaid_shares: uint256 = p.repay * ledger.WAD // m.borrow_index",
+        "repaid_shares: uint256 = fixed_point.mul_div_up(p.repay, ledger.WAD, m.borrow_index)",
+        "Liquidation burns borrow shares rounded up (in the borrower's favour).",
+        "rounding favours the protocol",
+    ),
+    # --- liquidation math (modules/liquidation.vy) ---------------------------
+    Mutant(
+        "bonus-uncapped-for-solvent",
+        LIQUIDATION,
+        "    if aw_seize != 0:\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        "    if aw_seize == max_value(uint256):\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        "The bonus is not capped so that a solvent account's health ratio never falls.",
+        "Euler 2023 (liquidation deepens insolvency)",
+    ),
+    Mutant(
+        "bonus-capped-for-insolvent",
+        LIQUIDATION,
+        "        aw = 0  # no ratio cap: see the glossary\n",
+        "        pass\n",
+        "An insolvent account's bonus is capped too, which makes it zero: no incentive to liquidate in a crash.",
+        "MakerDAO 2020-03-12 (liquidations fail in a crash)",
+    ),
+    Mutant(
+        "repay-not-capped-to-target",
+        LIQUIDATION,
+        "        cap = min(debt, value * WAD // price_repay)",
+        "        cap = debt",
+        "A liquidation may repay the whole debt instead of stopping at the liquidation-end target.",
+        "partial liquidation to the target",
+    ),
+    Mutant(
+        "dust-threshold-off-by-one",
+        LIQUIDATION,
+        "    if fixed_point.mul_div_up(debt - cap, price_repay, WAD) < dust:",
+        "    if fixed_point.mul_div_up(debt - cap, price_repay, WAD) <= dust:",
+        "A debt rest exactly at the dust threshold counts as dust.",
+        "off-by-one in dust",
+    ),
+    Mutant(
+        "insurance-share-ignored",
+        LIQUIDATION,
+        "        to_insurance = (seize - base) * insurance_share // WAD",
+        "        to_insurance = 0",
+        "The insurance fund's share of the bonus goes to the liquidator.",
+        "insurance share of the bonus",
+    ),
+    Mutant(
+        "seize-rounds-up",
+        LIQUIDATION,
+        "    return fixed_point.mul_div_down(fixed_point.mul_div_down(value, WAD + b, WAD), WAD, price_seize)",
+        "    return fixed_point.mul_div_up(fixed_point.mul_div_down(value, WAD + b, WAD), WAD, price_seize)",
+        "The seized amount rounds up (in the liquidator's favour).",
+        "rounding favours the protocol",
+    ),
+    # --- accounts (modules/ledger.vy, MarginEngine, extension) ---------------
+    Mutant(
+        "borrow-skips-health-check",
+        ENGINE,
+        "    ledger._require_initial_health(key)\n    return shares",
+        "    return shares",
+        "Borrow does not check initial health.",
+        "health: below initial margin",
+    ),
+    Mutant(
+        "withdraw-skips-health-check",
+        ENGINE,
+        "    if check:\n        ledger._require_initial_health(key)\n    return sent",
+        "    return sent",
+        "Withdraw does not check initial health.",
+        "health: below initial margin",
+    ),
+    Mutant(
+        "transfer-skips-health-check",
+        EXTENSION,
+        "    shares, check = ledger._transfer(owner, from_sub_id, to_sub_id, key, asset, amount)\n    if check:\n        ledger._require_initial_health(key)",
+        "    shares, check = ledger._transfer(owner, from_sub_id, to_sub_id, key, asset, amount)",
+        "Moving collateral out of a sub-account with debt does not check its health (an unchecked donation).",
+        "Euler 2023 (donateToReserves without a health check)",
+    ),
+    Mutant(
+        "withdraw-rounds-shares-down",
+        LEDGER,
+        "        shares = fixed_point.mul_div_up(amount, WAD, m.deposit_index)\n        assert shares <= held",
+        "        shares = fixed_point.mul_div_down(amount, WAD, m.deposit_index)\n        assert shares <= held",
+        "Withdraw burns deposit shares rounded down.",
+        "Radiant 2024, Hundred 2023 (rounding on withdraw)",
+    ),
+    Mutant(
+        "borrow-rounds-shares-down",
+        LEDGER,
+        "    shares: uint256 = fixed_point.mul_div_up(amount, WAD, m.borrow_index)",
+        "    shares: uint256 = fixed_point.mul_div_down(amount, WAD, m.borrow_index)",
+        "Borrow mints borrow shares rounded down.",
+        "Radiant 2024 (index rounding loops)",
+    ),
+    Mutant(
+        "deposit-rounds-shares-up",
+        LEDGER,
+        "    shares: uint256 = amount * WAD // m.deposit_index",
+        "    shares: uint256 = fixed_point.mul_div_up(amount, WAD, m.deposit_index)",
+        "Deposit mints deposit shares rounded up.",
+        "rounding favours the protocol",
+    ),
+    Mutant(
+        "deposit-shares-priced-by-balance",
+        LEDGER,
+        "    shares: uint256 = amount * WAD // m.deposit_index",
+        "    shares: uint256 = amount * max(m.deposit_shares, 1) // max(staticcall IERC20(asset).balanceOf(self), 1)",
+        "Deposit shares are priced from the token balance (cash / supply, as cTokens), so a donation moves them.",
+        "Hundred 2023, Sonne 2024 (donation inflation)",
+    ),
+    Mutant(
+        "repay-burns-shares-rounded-up",
+        LEDGER,
+        "        shares = amount * WAD // m.borrow_index",
+        "        shares = fixed_point.mul_div_up(amount, WAD, m.borrow_index)",
+        "Repay burns borrow shares rounded up (in the borrower's favour).",
+        "rounding favours the protocol",
+    ),
+    Mutant(
+        "supply-cap-ignored",
+        LEDGER,
+        '        assert fixed_point.mul_div_down(total_shares, m.deposit_index, WAD) <= cap, "cap: supply cap exceeded"\n',
+        "        pass\n",
+        "Deposits ignore the supply cap.",
+        "Mango 2022 (unbounded collateral of a thin asset)",
+    ),
+    Mutant(
+        "borrow-cap-ignored",
+        LEDGER,
+        '        assert total_borrow <= cap, "cap: borrow cap exceeded"\n',
+        "        pass\n",
+        "Borrows ignore the borrow cap.",
+        "borrow cap",
+    ),
+    Mutant(
+        "withdraw-skips-liquidity-check",
+        LEDGER,
+        "    total_shares: uint256 = m.deposit_shares - shares\n    if m.borrow_shares != 0:",
+        "    total_shares: uint256 = m.deposit_shares - shares\n    if False:",
+        "Withdraw may take deposits that are lent out (total borrows > total deposits).",
+        "total borrows <= total deposits",
+    ),
+    Mutant(
+        "accrual-drops-borrow-index",
+        LEDGER,
+        "    b = (b & ~(MASK96 | MASK40 << 96)) | m.borrow_index | block.timestamp << 96",
+        "    b = (b & ~(MASK40 << 96)) | block.timestamp << 96",
+        "Accrual stores the new deposit index but not the new borrow index.",
+        "interest paid = interest earned + reserves",
+    ),
+    Mutant(
+        "transfer-in-unmeasured",
+        LEDGER,
+        '    assert staticcall IERC20(asset).balanceOf(self) == before + amount, "token: balance change differs from amount"\n',
+        "",
+        "Incoming transfers are credited at the requested amount, not the measured one.",
+        "fee-on-transfer tokens",
+    ),
+    Mutant(
+        "transfer-out-requires-return-value",
+        LEDGER,
+        "extcall IERC20(asset).transfer(receiver, amount, default_return_value=True)",
+        "extcall IERC20(asset).transfer(receiver, amount)",
+        "Outgoing transfers require a boolean return value, which USDT does not give.",
+        "tokens that return nothing (USDT)",
+    ),
+    Mutant(
+        "health-initial-uses-maintenance-weight",
+        MARGIN,
+        "            aw = (risk & MASK16) * BPS_TO_WAD\n        return aw,",
+        "            aw = ((risk >> 16) & MASK16) * BPS_TO_WAD\n        return aw,",
+        "Initial health weighs collateral with the maintenance asset weight.",
+        "wrong weight in health",
+    ),
+    Mutant(
+        "price-exponent-assumes-8-decimal-feed",
+        MARGIN,
+        "    return 36 - self.feed_decimals(risk) - self.token_decimals(risk)",
+        "    return 28 - self.token_decimals(risk)",
+        "Unit prices assume an 8-decimal feed.",
+        "precision across decimals",
+    ),
+    # --- oracle --------------------------------------------------------------
+    Mutant(
+        "oracle-skips-bounds",
+        ORACLE,
+        "    if raw < min_answer or raw > max_answer:\n        return price, ERR_BOUNDS\n",
+        "",
+        "Answers outside [min_answer, max_answer] are accepted.",
+        "Venus 2022 (floored price), Mango 2022 (pumped price)",
+    ),
+    Mutant(
+        "oracle-skips-staleness",
+        ORACLE,
+        "    if block.timestamp > updated_at + max_staleness:\n        return price, ERR_STALE\n",
+        "",
+        "Stale rounds are accepted.",
+        "Venus 2022 (stale price)",
+    ),
+    Mutant(
+        "sequencer-down-ignored",
+        ORACLE,
+        "    if not ok or answer != 0 or started_at == 0",
+        "    if not ok or started_at == 0",
+        "A sequencer feed reporting 'down' counts as up.",
+        "sequencer downtime",
+    ),
+    Mutant(
+        "sequencer-grace-ignored",
+        ORACLE,
+        "    return block.timestamp - started_at > grace_period, False",
+        "    return True, False",
+        "No grace period after the sequencer comes back up.",
+        "sequencer downtime",
+    ),
+    # --- bad debt (extension) -----------------------------------------------
+    Mutant(
+        "socialisation-keeps-index",
+        EXTENSION,
+        "            m.deposit_index -= cut\n",
+        "            m.deposit_index -= 0\n",
+        "Bad debt beyond the insurance fund is written off without lowering the deposit index.",
+        "socialised loss lowers the deposit index",
+    ),
+    Mutant(
+        "settlement-ignores-insurance-fund",
+        EXTENSION,
+        "            used = min(convert(fund, uint256), debt)",
+        "            used = 0",
+        "Bad debt is socialised in full even when the insurance fund could cover it.",
+        "insurance fund first",
+    ),
+    # --- re-entrancy --------------------------------------------------------
+    Mutant(
+        "health-view-reentrant",
+        ENGINE,
+        "@view\n@external\ndef health(owner: address",
+        "@view\n@external\n@reentrant\ndef health(owner: address",
+        "The engine's `health` view takes no re-entrancy lock (read-only re-entry).",
+        "Cream 2021 / read-only re-entry",
+    ),
+    Mutant(
+        "borrow-reentrant",
+        ENGINE,
+        "@external\ndef borrow(",
+        "@external\n@reentrant\ndef borrow(",
+        "`borrow` takes no re-entrancy lock, so a token hook can call it mid-operation.",
+        "Cream 2021 (re-entry through token hooks)",
+    ),
+)
+
+
+def by_name(name: str) -> Mutant:
+    for mutant in MUTANTS:
+        if mutant.name == name:
+            return mutant
+    raise KeyError(f"no mutant named {name!r}")
+
+
+assert len({m.name for m in MUTANTS}) == len(MUTANTS), "mutant names must be unique"

@@ -1,0 +1,147 @@
+"""Runs the invariant machine and the regression tests against each mutant.
+
+For every mutant (catalogue.MUTANTS, or those named):
+  (a) the protocol invariant machine (tests/invariants, short budget:
+      HYPOTHESIS_PROFILE=dev, no shrinking), repeated up to `rounds` times
+      with the invariants already seen failing switched off
+      (XMARGIN_SKIP_INVARIANTS), to learn WHICH named invariants catch it;
+  (b) the exploit regressions (without their vulnerable-variant checks)
+      and a fast subset of the unit and liquidation tests, with -x: the
+      first failing test.
+Each result is appended to a JSON file as soon as it is known, so an
+interrupted run keeps what it measured; `report` renders docs/mutation.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from tools.mutation.catalogue import Mutant
+from tools.mutation.materialise import ROOT, materialise
+
+RESULTS = ROOT / "tools" / "mutation" / "results.json"
+MACHINE = ROOT / "tests" / "invariants" / "machine.py"
+INVARIANT_TEST = "tests/invariants/test_stateful.py::test_protocol_invariants"
+# Exploit regressions first (they name the attack), then a fast subset of
+# the unit and liquidation tests; -x stops at the first failure.
+TESTS = (
+    "tests/exploits",
+    "tests/unit/test_accounts_operations.py",
+    "tests/unit/test_risk_health.py",
+    "tests/unit/test_risk_oracle.py",
+    "tests/liquidation/test_liquidation_reverts.py",
+    "tests/liquidation/test_liquidation_amounts.py",
+    "tests/liquidation/test_bad_debt.py",
+)
+FAILED_LINE = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+
+
+@dataclass
+class Result:
+    mutant: str
+    invariants: list[str] = field(default_factory=list)  # named invariants that failed
+    machine_other: str = ""  # the machine failed outside an invariant (e.g. a wrapper's model check)
+    invariant_runs: int = 0
+    tests: list[str] = field(default_factory=list)  # failing test node ids
+    seconds: float = 0.0
+    note: str = ""
+
+
+def invariant_names() -> list[str]:
+    """Names of the machine's @named_invariant methods, in file order."""
+    if not MACHINE.is_file():
+        return []
+    return re.findall(r"@named_invariant\(\)\s*\n\s*def (\w+)\(self", MACHINE.read_text())
+
+
+def _pytest(args: list[str], env: dict, timeout: int) -> tuple[int, str]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "--tb=short", *args]
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return -1, out
+    return done.returncode, done.stdout + done.stderr
+
+
+def failing_invariant(output: str, names: list[str]) -> str | None:
+    """The named invariant a hypothesis failure points at: the last
+    traceback frame in machine.py that is an invariant method."""
+    frames = re.findall(r"machine\.py:\d+: in (\w+)", output)
+    for frame in reversed(frames):
+        if frame in names:
+            return frame
+    return None
+
+
+def run_invariants(mutant_env: dict, rounds: int, timeout: int, result: Result) -> None:
+    names = invariant_names()
+    if not names:
+        result.note = "no invariant machine"
+        return
+    skipped: list[str] = []
+    for _ in range(rounds):
+        env = dict(mutant_env, HYPOTHESIS_PROFILE="dev", XMARGIN_NO_SHRINK="1", XMARGIN_SKIP_INVARIANTS=",".join(skipped))
+        code, output = _pytest(["-x", INVARIANT_TEST], env, timeout)
+        result.invariant_runs += 1
+        if code == 0:
+            return
+        if code == -1:
+            result.note = (result.note + " invariant run timed out").strip()
+            return
+        name = failing_invariant(output, names)
+        if name is None:
+            # A rule's own check (a wrapper comparing the contract with the
+            # reference model): name the innermost machine frame.
+            frames = re.findall(r"tests/invariants/\w+\.py:\d+: in (\w+)", output)
+            result.machine_other = frames[-1] if frames else "error"
+            return
+        result.invariants.append(name)
+        skipped.append(name)
+
+
+def run_tests(mutant_env: dict, timeout: int, result: Result, tests: tuple[str, ...]) -> None:
+    code, output = _pytest(["-x", "-k", "not vulnerable_variant", *tests], mutant_env, timeout)
+    if code == -1:
+        result.note = (result.note + " tests timed out").strip()
+    result.tests = FAILED_LINE.findall(output)
+    if code not in (0, 1, -1) and not result.tests:
+        result.note = (result.note + f" pytest exit {code}").strip()
+
+
+def load_results() -> dict[str, dict]:
+    if RESULTS.is_file():
+        return json.loads(RESULTS.read_text())
+    return {}
+
+
+def save_result(result: Result) -> None:
+    results = load_results()
+    results[result.mutant] = asdict(result)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+def run(mutants: list[Mutant], rounds: int, invariant_timeout: int, test_timeout: int, skip_invariants: bool,
+        tests: tuple[str, ...] = TESTS) -> list[Result]:
+    out = []
+    for mutant in mutants:
+        start = time.monotonic()
+        folder = materialise(mutant)
+        env = dict(os.environ, XMARGIN_CONTRACTS_DIR=str(folder))
+        result = Result(mutant=mutant.name)
+        if not skip_invariants:
+            run_invariants(env, rounds, invariant_timeout, result)
+        run_tests(env, test_timeout, result, tests)
+        result.seconds = round(time.monotonic() - start, 1)
+        save_result(result)
+        caught = result.invariants or result.tests or result.machine_other
+        print(f"{'caught' if caught else 'SURVIVED'} {mutant.name}: invariants={result.invariants} "
+              f"machine={result.machine_other or '-'} tests={result.tests} ({result.seconds} s)", flush=True)
+        out.append(result)
+    return out
