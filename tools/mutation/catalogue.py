@@ -276,10 +276,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "price-exponent-assumes-8-decimal-feed",
-        MARGIN,
-        "    return 36 - self.feed_decimals(risk) - self.token_decimals(risk)",
-        "    return 28 - self.token_decimals(risk)",
-        "Unit prices assume an 8-decimal feed.",
+        LEDGER,
+        "        36 - feed_decimals - ((risk >> 112) & 31),",
+        "        28 - ((risk >> 112) & 31),",
+        "Unit prices in the engine's health assume an 8-decimal feed.",
         "precision across decimals",
     ),
     # --- oracle --------------------------------------------------------------
