@@ -118,6 +118,7 @@ def test_missing_data_file_names_the_path(tmp_path):
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--from", "2019-01-01", "--to", "2019-01-02", "--source", "chainlink"], "is outside the chainlink_eth_usd_rounds_2023.csv data"),
         (["--from", "2020-03-12"], "a custom window needs both --from and --to"),
+        (["--keeper-delay-hours", "72"], "--keeper-delay-hours 72 is not inside the window (72 h of price steps)"),
     ],
 )
 def test_cli_rejects_bad_input_before_starting_anything(args, message):
@@ -131,3 +132,18 @@ def test_cli_lists_scenarios():
     result = CliRunner().invoke(replay_cli, ["--list"])
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.output.splitlines()] == list(prices.SCENARIOS)
+
+
+def test_late_keeper_latency_counts_from_its_start():
+    from scripts._xmargin_replay.observer import AccountHealth, LatencyTracker
+
+    below, above = AccountHealth(90, 100, 120, 100, True), AccountHealth(110, 100, 130, 100, True)
+    a, b = ("0xA", 0), ("0xB", 0)
+    tracker = LatencyTracker()
+    tracker.observe(10, [a, b], [below, above])  # a waits from block 10, no keeper yet
+    tracker.restart_waits(50)  # the keeper starts at block 50
+    tracker.observe(60, [a, b], [below, below])  # b goes under after the start
+    tracker.liquidated(a, 53)
+    tracker.liquidated(b, 62)
+    tracker.liquidated(a, 54)  # same episode: not counted again
+    assert tracker.latencies == [3, 2]
