@@ -314,6 +314,10 @@ class MarginMachine(RuleBasedStateMachine):
         self.begin("deposit", (who, sub), i)
         a = self.asset(i)
         now, blk = self.now(), self.block()
+        # An actor deposits what its wallet holds at most (after deep price
+        # crashes a USD-sized amount can exceed any wallet; the model does
+        # not predict the token's own "insufficient balance" revert).
+        amount = min(amount, self.wallet(who, i))
         if accrue_first:
             self._accrue_first(i, lambda m: m.deposit(who, sub, i, amount, now, blk))
 
