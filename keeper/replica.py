@@ -88,7 +88,9 @@ class AssetFactors:
     """Per-block factors of one asset for the maintenance health:
     deposit index (stored, WAD), borrow index accrued to the block time
     (WAD), unit price (USD WAD per token unit * 1e18), maintenance weights
-    (WAD), price error code (risk_model.ERR_*)."""
+    (WAD), price error code (risk_model.ERR_*), and whether interest accrual
+    to the block time succeeds (False: the engine's accrual of this market
+    reverts, e.g. an overflowing index, so every call touching it reverts)."""
 
     deposit_index: int
     borrow_index: int
@@ -96,6 +98,7 @@ class AssetFactors:
     aw: int
     lw: int
     error: int
+    accrues: bool = True
 
 
 class HealthEntry(NamedTuple):
@@ -176,9 +179,15 @@ class Replica:
         out = {}
         for i, m in self.markets.items():
             q = self.quote(i, now)
-            _, bi = m.indexes_now(now)
+            try:
+                _, bi = m.indexes_now(now)
+                accrues = True
+            except rm.VyperRevert:
+                # The engine's accrual of this market reverts: its holders' health,
+                # liquidation and settlement revert too. Not liquidatable here.
+                bi, accrues = m.borrow_index, False
             aw, lw = rm.weights(m.risk, m.effective_ramp, MAINTENANCE, now)
-            out[i] = AssetFactors(m.deposit_index, bi, q.price, aw, lw, q.error)
+            out[i] = AssetFactors(m.deposit_index, bi, q.price, aw, lw, q.error, accrues)
             old = self._factors.get(i)
             dv, bv = self._versions.get(i, (0, 0))
             if old is None or (old.deposit_index, old.price, old.aw) != (m.deposit_index, q.price, aw):
@@ -302,7 +311,8 @@ class Replica:
         factors = self.factors(now)
         versions = self._versions
         f = {
-            i: (versions[i][0], fa.deposit_index, fa.price, fa.aw, versions[i][1], fa.borrow_index, fa.lw, fa.error)
+            i: (versions[i][0], fa.deposit_index, fa.price, fa.aw, versions[i][1], fa.borrow_index, fa.lw, fa.error,
+                fa.accrues)
             for i, fa in factors.items()
         }
         accounts = self.accounts
@@ -318,11 +328,14 @@ class Replica:
             c = 0
             d = 0
             valid = True
+            accrues = True
             cache = acc.cache
             for i, (ds, bs) in acc.positions.items():
-                dv, di, price, aw, bv, bi, lw, err = f[i]
+                dv, di, price, aw, bv, bi, lw, err, ok = f[i]
                 if err:
                     valid = False
+                if not ok:
+                    accrues = False
                 hit = cache.get(i)
                 if hit is not None and hit[0] == dv and hit[2] == bv:
                     c += hit[1]
@@ -341,8 +354,8 @@ class Replica:
                 cache[i] = (dv, ci, bv, li)
                 c += ci
                 d += li
-            health[key] = HealthEntry(c, d, valid, now)
-            if c < d:
+            health[key] = HealthEntry(c, d, valid and accrues, now)
+            if c < d and accrues:
                 liq.add(key)
                 found.add(key)
             else:

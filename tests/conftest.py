@@ -2,6 +2,11 @@
 
 HYPOTHESIS_PROFILE picks the profile: `ci` (default, the README's test
 command), `dev` (quick local runs) or `nightly` (long runs).
+
+`ci` is derandomized: every run replays the same examples, so a merge is
+judged on reproducible landings. Exploration happens in `dev` and `nightly`,
+which draw fresh examples each run; what they find is pinned as a regression
+test (tests/invariants/test_regressions.py, @example cases).
 """
 
 import os
@@ -12,7 +17,13 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=20, deadline=None)
 settings.register_profile(
-    "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+    "ci",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
 )
 settings.register_profile(
     "nightly", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +88,33 @@ def test_fast_health_equals_reference_model(data):
             e = replica.health[key]
             assert (e.collateral, e.debt, e.prices_valid) == (h.collateral[1], h.debt[1], h.prices_valid)
             assert (key in replica.liquidatable) == h.liquidatable
+
+
+def test_a_market_whose_accrual_reverts_blocks_only_its_holders():
+    """A market the engine cannot accrue (here a zero kink and a zero borrow
+    index, which the configurator and engine never write but a random
+    market word holds) makes the engine's
+    health revert for its holders only: the replica marks them invalid and
+    not liquidatable, and keeps computing every other account."""
+    replica = Replica()
+    broken_rate = rm.pack_rate_model(0, 10**9, 0, 0)  # kink 0: at zero utilisation borrow_rate divides by zero
+    for i, rate in enumerate((rm.pack_rate_model(0, 0, 0, WAD // 2), broken_rate)):
+        risk = rm.pack_risk(rm.RiskParams(8 * WAD // 10, 9 * WAD // 10, WAD, WAD, 86400, 0, 10**6, 10**14), 18, 8, 0)
+        totals = 10**21 | 10**20 << 128
+        borrow_index = WAD if i == 0 else 0  # index 0: zero total borrow, zero utilisation
+        replica.set_market(rm.AssetState(f"0x{0xB0 + i:040x}", i | 1 << 8, WAD, borrow_index | (NOW - 3600) << 96, totals, rate,
+                                         risk, 0, 0))
+        replica.set_round(i, rm.RoundData(1 << 64 | 1, 100 * 10**8, NOW, NOW, 1 << 64 | 1))
+    with pytest.raises(rm.VyperRevert):
+        replica.markets[1].indexes_now(NOW)
+    healthy_debtor, broken_debtor = "0x" + "01" * 20, "0x" + "02" * 20
+    replica.load_account(healthy_debtor, 0, {0: (10**18, 2 * 10**18)})  # deeply underwater, only market 0
+    replica.load_account(broken_debtor, 0, {0: (10**18, 0), 1: (0, 2 * 10**18)})
+    found = replica.recompute(NOW)
+    assert found == {(healthy_debtor, 0)}
+    assert replica.health[(healthy_debtor, 0)].prices_valid
+    assert not replica.health[(broken_debtor, 0)].prices_valid
+    assert (broken_debtor, 0) not in replica.liquidatable
 
 
 def test_events_and_undo_restore_exact_state():
