@@ -483,6 +483,7 @@ def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested
     err: uint256 = 0
     price_r, err = ledger._price(risk_r, ledger._market_a[id_r])
     price_s, err = ledger._price(risk_s, a_s)
+    bi: uint256 = ledger._borrow_index_now(id_r)
     return liquidation.plan_for(
         h.collateral[1],
         h.debt[1],
@@ -494,11 +495,12 @@ def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested
         ledger._liquidation[id_s],
         price_r,
         price_s,
-        fixed_point.mul_div_up(ledger._positions[key << 8 | id_r] >> 128, ledger._borrow_index_now(id_r), ledger.WAD),
+        fixed_point.mul_div_up(ledger._positions[key << 8 | id_r] >> 128, bi, ledger.WAD),
         fixed_point.mul_div_down(ledger._positions[key << 8 | id_s] & ledger.MASK128, a_s & ledger.MASK96, ledger.WAD),
         settings & ledger.MASK128,
         requested,
         h.collateral[3] >= h.debt[3],
+        (a_s & ledger.MASK96) << 128 | bi,
     )
 
 

@@ -385,6 +385,7 @@ def preview_liquidation(owner: address, sub_id: uint8, repay_asset: address, sei
         dust,
         max_value(uint256),
         h.collateral[3] >= h.debt[3],
+        (s.market_a & MASK96) << 128 | bi,
     )
     return p.repay, p.seize - p.to_insurance, p.bonus
 

@@ -59,6 +59,7 @@ from . import margin
 WAD: constant(uint256) = fixed_point.WAD
 BPS_TO_WAD: constant(uint256) = 10**14
 MASK16: constant(uint256) = 2**16 - 1
+MASK128: constant(uint256) = 2**128 - 1
 
 
 struct LiquidationParams:
@@ -157,7 +158,6 @@ def plan(
     lw_le_repay: uint256,
     aw_le_seize: uint256,
     b: uint256,
-    insurance_share: uint256,
     dust: uint256,
     requested: uint256,
 ) -> Plan:
@@ -172,7 +172,6 @@ def plan(
     @param lw_le_repay Liquidation-end liability weight of the repaid asset.
     @param aw_le_seize Liquidation-end asset weight of the seized asset.
     @param b Bonus (WAD).
-    @param insurance_share WAD share of the bonus to the insurance fund.
     @param dust USD WAD below which a remainder counts as dust.
     @param requested The liquidator's maximum repay (token units).
     """
@@ -214,14 +213,10 @@ def plan(
         rest_debt: uint256 = fixed_point.mul_div_up(debt - repay, price_repay, WAD)
         rest_deposit: uint256 = fixed_point.mul_div_down(deposit - seize, price_seize, WAD)
         leaves_dust = leaves_dust or (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
-    base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay, price_repay, WAD), WAD, price_seize)
-    to_insurance: uint256 = 0
-    if seize > base:
-        to_insurance = (seize - base) * insurance_share // WAD
     return Plan(
         repay=repay,
         seize=seize,
-        to_insurance=to_insurance,
+        to_insurance=0,
         bonus=b,
         leaves_dust=leaves_dust,
         seize_all=seize == deposit,
@@ -247,6 +242,7 @@ def plan_for(
     dust: uint256,
     requested: uint256,
     solvent: bool,
+    indexes: uint256,
 ) -> Plan:
     """
     @notice The plan of a liquidation from the account's health and the two
@@ -261,6 +257,9 @@ def plan_for(
     @param dust USD WAD.
     @param requested Most token units the liquidator repays.
     @param solvent Unweighted collateral value >= debt value.
+    @param indexes Stored deposit index of the seized asset << 128 | borrow
+           index of the repaid asset accrued to now (WAD each): the share
+           roundings of the solvency cap (keep_ratio).
     """
     aw: uint256 = 0
     lw: uint256 = 0
@@ -276,8 +275,71 @@ def plan_for(
         # ratio of a solvent account (aw_m,s > rho * lw_m,r): refused.
         return Plan(repay=0, seize=0, to_insurance=0, bonus=0, leaves_dust=False, seize_all=False, lowers_ratio=True)
     b: uint256 = self.bonus(ratio, params, aw, lw)
-    aw, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
-    unused, lw = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
-    return self.plan(
-        le_health, debt, deposit, price_repay, price_seize, lw, aw, b, params.insurance_share, dust, requested
+    aw_le: uint256 = 0
+    lw_le: uint256 = 0
+    aw_le, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
+    unused, lw_le = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
+    p: Plan = self.plan(
+        le_health, debt, deposit, price_repay, price_seize, lw_le, aw_le, b, dust, requested
     )
+    if aw != 0 and p.repay != 0:
+        # The solvency cap in token units: the engine's maintenance ratio
+        # C / D must not fall whatever the share and value roundings, i.e.
+        # dC * D <= dD * C (dC weighted collateral lost, dD weighted debt
+        # removed; dD_lo from debt_removed).
+        bi: uint256 = indexes & MASK128
+        removed: uint256 = self.debt_removed(p.repay, debt, price_repay, lw, bi)
+        if p.seize_all:
+            # The whole deposit: dC is its exact contribution. If short, the
+            # repay rises (against the liquidator) to the least amount that
+            # passes, or to the whole debt when the rest would be dust; past
+            # the debt or the request the pair is refused.
+            lost: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(deposit, price_seize, WAD), aw, WAD)
+            if lost * debt_maintenance > removed * collateral_maintenance:
+                # Least v with floor(floor(v * P_r / WAD) * lw / WAD) >= need.
+                need: uint256 = fixed_point.mul_div_up(lost, debt_maintenance, collateral_maintenance) + lw // WAD + 2
+                repay: uint256 = 1 + bi // WAD + fixed_point.mul_div_up(fixed_point.mul_div_up(need, WAD, lw), WAD, price_repay)
+                if repay >= debt or fixed_point.mul_div_up(debt - repay, price_repay, WAD) < dust:
+                    repay = debt
+                p.repay = repay
+                p.lowers_ratio = repay > requested or lost * debt_maintenance > self.debt_removed(
+                    repay, debt, price_repay, lw, bi
+                ) * collateral_maintenance
+        else:
+            # Partial seizure: dC < (seize + k_s) * P_s * aw / WAD^2 + 2 with
+            # k_s = 1 + di // WAD (share ceil at an index >= the stored one).
+            # Clamping only lowers the seizure: the deposit rest grows, so
+            # no dust appears.
+            removed = removed * collateral_maintenance // debt_maintenance
+            most: uint256 = 0
+            if removed > 2:
+                most = fixed_point.mul_div_down(fixed_point.mul_div_down(removed - 2, WAD, aw), WAD, price_seize)
+            removed = 1 + (indexes >> 128) // WAD
+            p.seize = min(p.seize, most - min(most, removed))
+    base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(p.repay, price_repay, WAD), WAD, price_seize)
+    if p.seize > base:
+        p.to_insurance = (p.seize - base) * params.insurance_share // WAD
+    return p
+
+
+@internal
+@pure
+def debt_removed(repay: uint256, debt: uint256, price_repay: uint256, lw: uint256, borrow_index: uint256) -> uint256:
+    """
+    @notice Lower bound (USD WAD) of the fall of the repaid asset's
+            maintenance-weighted debt when `repay` of `debt` is repaid:
+            exact for a full repay, else the engine burns
+            floor(repay * WAD / bi) shares, so the debt amount falls by at
+            least repay - 1 - bi // WAD units (k_r), and the health's value
+            roundings (ceil, ceil) cost at most lw // WAD + 1 more wei.
+    """
+    if repay >= debt:
+        return fixed_point.mul_div_up(fixed_point.mul_div_up(debt, price_repay, WAD), lw, WAD)
+    k: uint256 = 1 + borrow_index // WAD
+    if repay <= k:
+        return 0
+    v: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay - k, price_repay, WAD), lw, WAD)
+    k = lw // WAD + 2
+    if v <= k:
+        return 0
+    return v - k
