@@ -22,7 +22,8 @@
         by delegatecall to MarginEngineExtension (operators, transfers,
         batches, bad-debt settlement, configuration writes), as Compound
         III's Comet forwards to CometExt: both share the ledger module's
-        storage layout. Extension functions return nothing.
+        storage layout. Extension functions return nothing. The liquidation
+        plan is computed by the stateless LiquidationPlanner (staticcall).
 @custom:security Trusts the immutable CONFIGURATOR (driven by the protocol
         owner; the only writer of configuration), the guardian (may only
         pause; a liquidation pause expires by itself) and each listed
@@ -67,6 +68,27 @@ interface ILiquidationCallback:
     ): nonpayable
 
 
+interface ILiquidationPlanner:
+    def plan_for(
+        collateral_maintenance: uint256,
+        debt_maintenance: uint256,
+        le_health: int256,
+        risk_repay: uint256,
+        ramp_repay: uint256,
+        risk_seize: uint256,
+        ramp_seize: uint256,
+        liquidation_word: uint256,
+        price_repay: uint256,
+        price_seize: uint256,
+        debt: uint256,
+        deposit: uint256,
+        dust: uint256,
+        requested: uint256,
+        solvent: bool,
+        indexes: uint256,
+    ) -> liquidation.Plan: view
+
+
 interface IMarginEngineExtension:
     def CONFIGURATOR() -> address: view
     def SEQUENCER_FEED() -> address: view
@@ -75,6 +97,8 @@ interface IMarginEngineExtension:
 
 # The contract that serves every selector not defined here (delegatecall).
 EXTENSION: public(immutable(address))
+# The stateless LiquidationPlanner (staticcall from liquidate).
+PLANNER: public(immutable(address))
 
 
 # ---------------------------------------------------------------------------
@@ -88,6 +112,7 @@ def __init__(
     sequencer_feed: address,
     sequencer_grace_period: uint256,
     extension: address,
+    planner: address,
 ):
     """
     @param configurator The MarginConfigurator.
@@ -96,6 +121,9 @@ def __init__(
     @param sequencer_grace_period Seconds (<= 1 day).
     @param extension A MarginEngineExtension deployed with the same four
            arguments.
+    @param planner A LiquidationPlanner.
+    @dev Reverts "config: extension deployed with other arguments",
+         "config: planner has no code".
     """
     ledger.__init__(configurator, guardian, sequencer_feed, sequencer_grace_period)
     ext: IMarginEngineExtension = IMarginEngineExtension(extension)
@@ -105,6 +133,8 @@ def __init__(
         and staticcall ext.SEQUENCER_GRACE_PERIOD() == sequencer_grace_period
     ), "config: extension deployed with other arguments"
     EXTENSION = extension
+    assert planner.is_contract, "config: planner has no code"
+    PLANNER = planner
 
 
 # ---------------------------------------------------------------------------
@@ -484,7 +514,7 @@ def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested
     price_r, err = ledger._price(risk_r, ledger._market_a[id_r])
     price_s, err = ledger._price(risk_s, a_s)
     bi: uint256 = ledger._borrow_index_now(id_r)
-    return liquidation.plan_for(
+    return staticcall ILiquidationPlanner(PLANNER).plan_for(
         h.collateral[1],
         h.debt[1],
         convert(h.collateral[2], int256) - convert(h.debt[2], int256),

@@ -399,6 +399,7 @@ class Replica:
             self.dust_threshold,
             requested,
             h.collateral[rm.VALUE] >= h.debt[rm.VALUE],
+            ms.deposit_index << 128 | mr.indexes_now(now)[1],
             now,
         )
 

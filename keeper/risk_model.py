@@ -985,12 +985,18 @@ def plan_for(
     dust: int,
     requested: int,
     solvent: bool,
+    indexes: int,
     now: int,
 ) -> Plan:
     """``liquidation.plan_for`` at block time ``now``: the bonus from the
     maintenance ratio C_m * WAD // D_m (aw of the seized asset taken as 0
     for an insolvent account: no ratio cap), then :func:`liquidation_plan`
-    with the liquidation-end weights. Values USD WAD, amounts token units.
+    with the liquidation-end weights, then (solvent account) the solvency
+    cap in token units: the seizure is clamped, or for a whole deposit the
+    repay raised, so that dC * D <= dD * C holds for bounds of the engine's
+    share and value roundings (:func:`debt_removed`). Values USD WAD,
+    amounts token units; ``indexes`` = stored deposit index of the seized
+    asset << 128 | borrow index of the repaid asset accrued to now (WAD).
     """
     aw = weights(risk_seize, ramp_seize, MAINTENANCE, now)[0]
     lw = weights(risk_repay, ramp_repay, MAINTENANCE, now)[1]
@@ -1002,11 +1008,50 @@ def plan_for(
         # (1 + b) * aw_m,s <= rho * lw_m,r fails even at b = 0: refused.
         return Plan(0, 0, 0, 0, False, False, True)
     b = liquidation_bonus(ratio, params, aw, lw)
-    aw = weights(risk_seize, ramp_seize, LIQUIDATION_END, now)[0]
-    lw = weights(risk_repay, ramp_repay, LIQUIDATION_END, now)[1]
-    return liquidation_plan(
-        le_health, debt, deposit, price_repay, price_seize, lw, aw, b, params.insurance_share, dust, requested
+    aw_le = weights(risk_seize, ramp_seize, LIQUIDATION_END, now)[0]
+    lw_le = weights(risk_repay, ramp_repay, LIQUIDATION_END, now)[1]
+    p = liquidation_plan(
+        le_health, debt, deposit, price_repay, price_seize, lw_le, aw_le, b, params.insurance_share, dust, requested
     )
+    if aw == 0 or p.repay == 0:
+        return p
+    repay, seize, lowers_ratio = p.repay, p.seize, False
+    bi = indexes & MASK128
+    removed = debt_removed(repay, debt, price_repay, lw, bi)
+    if p.seize_all:
+        lost = mul_div_down(mul_div_down(deposit, price_seize, WAD), aw, WAD)
+        if _mul(lost, debt_maintenance) > _mul(removed, collateral_maintenance):
+            need = _add(_add(mul_div_up(lost, debt_maintenance, collateral_maintenance), lw // WAD), 2)
+            repay = _add(2 + bi // WAD, mul_div_up(mul_div_up(need, WAD, lw), WAD, price_repay))
+            if repay >= debt or mul_div_up(debt - repay, price_repay, WAD) < dust:
+                repay = debt
+            lowers_ratio = repay > requested or _mul(lost, debt_maintenance) > _mul(
+                debt_removed(repay, debt, price_repay, lw, bi), collateral_maintenance
+            )
+    else:
+        removed = _div(_mul(removed, collateral_maintenance), debt_maintenance)
+        most = mul_div_down(mul_div_down(removed - 2, WAD, aw), WAD, price_seize) if removed > 2 else 0
+        seize = min(seize, most - min(most, 2 + (indexes >> 128) // WAD))
+    base = mul_div_down(mul_div_down(repay, price_repay, WAD), WAD, price_seize)
+    to_insurance = _div(_mul(seize - base, params.insurance_share), WAD) if seize > base else 0
+    return Plan(repay, seize, to_insurance, b, p.leaves_dust, p.seize_all, lowers_ratio)
+
+
+def debt_removed(repay: int, debt: int, price_repay: int, lw: int, borrow_index: int) -> int:
+    """``liquidation.debt_removed``: a lower bound (USD WAD) of the fall of
+    the repaid asset's maintenance-weighted debt when ``repay`` of ``debt``
+    (token units, accrued at ``borrow_index``) is repaid: exact for a full
+    repay, else floor(floor((repay - k_r) * P / WAD) * lw / WAD) - (lw // WAD + 2)
+    with k_r = 2 + bi // WAD (the engine's floor of the burned shares and
+    the health's ceils), 0 when that is not positive."""
+    if repay >= debt:
+        return mul_div_up(mul_div_up(debt, price_repay, WAD), lw, WAD)
+    k = 2 + borrow_index // WAD
+    if repay <= k:
+        return 0
+    v = mul_div_down(mul_div_down(repay - k, price_repay, WAD), lw, WAD)
+    k = lw // WAD + 2
+    return v - k if v > k else 0
 
 
 # ---------------------------------------------------------------------------
@@ -2011,6 +2056,7 @@ class ProtocolReplica:
             dust,
             requested,
             h.collateral[VALUE] >= h.debt[VALUE],
+            ss.deposit_index << 128 | sr.indexes_now(now)[1],
             now,
         )
 

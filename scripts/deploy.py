@@ -5,7 +5,8 @@
         --account <alias> --dry-run
 
 Order: MarginConfigurator(ramp) -> MarginEngineExtension(configurator,
-guardian, sequencer feed, grace) -> MarginEngine(same, extension) ->
+guardian, sequencer feed, grace) -> LiquidationPlanner() ->
+MarginEngine(same, extension, planner) ->
 MarginLens(engine) -> configurator.set_engine -> set_liquidation_settings ->
 configurator.list_asset per asset [-> transfer_ownership]; the constructor
 arguments and the listing struct follow the compiled ABIs. The config is

@@ -69,6 +69,7 @@ ACTORS = ["deployer", "W", "W2", "L", "B", "B2", "B3", "B4", "liquidator", "guar
 CONTRACT_FILES = {
     "configurator": "contracts/MarginConfigurator.vy",
     "extension": "contracts/MarginEngineExtension.vy",
+    "planner": "contracts/LiquidationPlanner.vy",
     "engine": "contracts/MarginEngine.vy",
     "lens": "contracts/MarginLens.vy",
     "erc20": "contracts/mocks/MockERC20.vy",
@@ -274,9 +275,12 @@ class Scenario:
         configurator = c.deploy(d, self.art["configurator"], CONFIG["ramp_duration"])
         args = (configurator, self.addr["guardian"], CONFIG["sequencer_feed"], CONFIG["sequencer_grace_period"])
         extension = c.deploy(d, self.art["extension"], *args)
-        engine = c.deploy(d, self.art["engine"], *args, extension)
+        planner = c.deploy(d, self.art["planner"])
+        engine = c.deploy(d, self.art["engine"], *args, extension, planner)
         lens = c.deploy(d, self.art["lens"], engine)
-        self.contracts = {"configurator": configurator, "extension": extension, "engine": engine, "lens": lens}
+        self.contracts = {
+            "configurator": configurator, "extension": extension, "planner": planner, "engine": engine, "lens": lens
+        }
         self.setup(d, "configurator", configurator, "set_engine(address)", engine)
         self.setup(
             d,

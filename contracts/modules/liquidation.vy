@@ -28,6 +28,12 @@
         (rho * lw_m,r < aw_m,s, with rho rounded down) is refused
         (Plan.lowers_ratio). The lowest-weight collateral against the
         highest-weight debt always passes for a solvent account.
+        The cap holds for exact values; in token units the share and value
+        roundings could still lower the ratio by a few wei, so plan_for
+        then clamps the seizure (or, when the whole deposit goes, raises the
+        repay) until dC * D <= dD * C holds for bounds of the engine's
+        roundings (dC collateral lost, dD debt removed, both
+        maintenance-weighted): see plan_for and debt_removed.
 
         Repay to the target: repaying value v and seizing v * (1 + b)
         changes H_le by v * (lw_le,r - (1 + b) * aw_le,s) = v * g, so
@@ -158,6 +164,7 @@ def plan(
     lw_le_repay: uint256,
     aw_le_seize: uint256,
     b: uint256,
+    insurance_share: uint256,
     dust: uint256,
     requested: uint256,
 ) -> Plan:
@@ -172,6 +179,7 @@ def plan(
     @param lw_le_repay Liquidation-end liability weight of the repaid asset.
     @param aw_le_seize Liquidation-end asset weight of the seized asset.
     @param b Bonus (WAD).
+    @param insurance_share WAD share of the bonus to the insurance fund.
     @param dust USD WAD below which a remainder counts as dust.
     @param requested The liquidator's maximum repay (token units).
     """
@@ -213,10 +221,14 @@ def plan(
         rest_debt: uint256 = fixed_point.mul_div_up(debt - repay, price_repay, WAD)
         rest_deposit: uint256 = fixed_point.mul_div_down(deposit - seize, price_seize, WAD)
         leaves_dust = leaves_dust or (repay < debt and rest_debt < dust) or (seize < deposit and rest_deposit < dust)
+    base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay, price_repay, WAD), WAD, price_seize)
+    to_insurance: uint256 = 0
+    if seize > base:
+        to_insurance = (seize - base) * insurance_share // WAD
     return Plan(
         repay=repay,
         seize=seize,
-        to_insurance=0,
+        to_insurance=to_insurance,
         bonus=b,
         leaves_dust=leaves_dust,
         seize_all=seize == deposit,
@@ -258,8 +270,8 @@ def plan_for(
     @param requested Most token units the liquidator repays.
     @param solvent Unweighted collateral value >= debt value.
     @param indexes Stored deposit index of the seized asset << 128 | borrow
-           index of the repaid asset accrued to now (WAD each): the share
-           roundings of the solvency cap (keep_ratio).
+           index of the repaid asset accrued to now (WAD each), for the
+           share roundings of the solvency cap in token units.
     """
     aw: uint256 = 0
     lw: uint256 = 0
@@ -280,25 +292,27 @@ def plan_for(
     aw_le, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
     unused, lw_le = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
     p: Plan = self.plan(
-        le_health, debt, deposit, price_repay, price_seize, lw_le, aw_le, b, dust, requested
+        le_health, debt, deposit, price_repay, price_seize, lw_le, aw_le, b, params.insurance_share, dust, requested
     )
     if aw != 0 and p.repay != 0:
-        # The solvency cap in token units: the engine's maintenance ratio
-        # C / D must not fall whatever the share and value roundings, i.e.
-        # dC * D <= dD * C (dC weighted collateral lost, dD weighted debt
-        # removed; dD_lo from debt_removed).
+        # The solvency cap in token units. The engine's maintenance ratio
+        # C / D does not fall iff dC * D <= dD * C (dC: weighted collateral
+        # the account loses, dD: weighted debt removed), whatever the share
+        # and value roundings; dD is bounded below by debt_removed and dC
+        # above (docs/risk-model.md, "Solvency cap in token units").
         bi: uint256 = indexes & MASK128
         removed: uint256 = self.debt_removed(p.repay, debt, price_repay, lw, bi)
         if p.seize_all:
-            # The whole deposit: dC is its exact contribution. If short, the
-            # repay rises (against the liquidator) to the least amount that
-            # passes, or to the whole debt when the rest would be dust; past
-            # the debt or the request the pair is refused.
+            # The whole deposit: dC is exactly its contribution. If the repay
+            # falls short it rises (against the liquidator) to the least
+            # amount that passes, or to the whole debt when the rest would be
+            # dust; past the debt or the request the pair is refused.
             lost: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(deposit, price_seize, WAD), aw, WAD)
             if lost * debt_maintenance > removed * collateral_maintenance:
-                # Least v with floor(floor(v * P_r / WAD) * lw / WAD) >= need.
+                # debt_removed(repay) >= ceil(lost * D / C) needs
+                # floor(floor((repay - k_r) * P_r / WAD) * lw / WAD) >= need:
                 need: uint256 = fixed_point.mul_div_up(lost, debt_maintenance, collateral_maintenance) + lw // WAD + 2
-                repay: uint256 = 1 + bi // WAD + fixed_point.mul_div_up(fixed_point.mul_div_up(need, WAD, lw), WAD, price_repay)
+                repay: uint256 = 2 + bi // WAD + fixed_point.mul_div_up(fixed_point.mul_div_up(need, WAD, lw), WAD, price_repay)
                 if repay >= debt or fixed_point.mul_div_up(debt - repay, price_repay, WAD) < dust:
                     repay = debt
                 p.repay = repay
@@ -306,19 +320,23 @@ def plan_for(
                     repay, debt, price_repay, lw, bi
                 ) * collateral_maintenance
         else:
-            # Partial seizure: dC < (seize + k_s) * P_s * aw / WAD^2 + 2 with
-            # k_s = 1 + di // WAD (share ceil at an index >= the stored one).
-            # Clamping only lowers the seizure: the deposit rest grows, so
-            # no dust appears.
+            # Partial seizure: the engine burns ceil(seize * WAD / di') deposit
+            # shares (di' >= di, the stored index) and the rest is valued
+            # down, so dC < (seize + k_s) * P_s * aw / WAD^2 + 2 with
+            # k_s = 2 + di // WAD. The seizure is clamped to keep that below
+            # floor(dD_lo * C / D). A lower seizure only grows the deposit
+            # rest: no dust appears.
             removed = removed * collateral_maintenance // debt_maintenance
             most: uint256 = 0
             if removed > 2:
                 most = fixed_point.mul_div_down(fixed_point.mul_div_down(removed - 2, WAD, aw), WAD, price_seize)
-            removed = 1 + (indexes >> 128) // WAD
+            removed = 2 + (indexes >> 128) // WAD
             p.seize = min(p.seize, most - min(most, removed))
-    base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(p.repay, price_repay, WAD), WAD, price_seize)
-    if p.seize > base:
-        p.to_insurance = (p.seize - base) * params.insurance_share // WAD
+        # The insurance share of the bonus of the adjusted amounts (as plan).
+        base: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(p.repay, price_repay, WAD), WAD, price_seize)
+        p.to_insurance = 0
+        if p.seize > base:
+            p.to_insurance = (p.seize - base) * params.insurance_share // WAD
     return p
 
 
@@ -327,15 +345,17 @@ def plan_for(
 def debt_removed(repay: uint256, debt: uint256, price_repay: uint256, lw: uint256, borrow_index: uint256) -> uint256:
     """
     @notice Lower bound (USD WAD) of the fall of the repaid asset's
-            maintenance-weighted debt when `repay` of `debt` is repaid:
-            exact for a full repay, else the engine burns
-            floor(repay * WAD / bi) shares, so the debt amount falls by at
-            least repay - 1 - bi // WAD units (k_r), and the health's value
-            roundings (ceil, ceil) cost at most lw // WAD + 1 more wei.
+            maintenance-weighted debt when `repay` of `debt` (token units,
+            accrued at `borrow_index`, WAD) is repaid. Exact for a full
+            repay. Else the engine burns floor(repay * WAD / bi) shares, so
+            the debt amount falls by more than repay - bi / WAD and, after
+            the health's ceil of the rest, by at least repay - k_r units
+            with k_r = 2 + bi // WAD; the value roundings (ceil, ceil) cost
+            less than lw / WAD + 1 more wei.
     """
     if repay >= debt:
         return fixed_point.mul_div_up(fixed_point.mul_div_up(debt, price_repay, WAD), lw, WAD)
-    k: uint256 = 1 + borrow_index // WAD
+    k: uint256 = 2 + borrow_index // WAD
     if repay <= k:
         return 0
     v: uint256 = fixed_point.mul_div_down(fixed_point.mul_div_down(repay - k, price_repay, WAD), lw, WAD)

@@ -177,7 +177,7 @@ def read_state(cfg: DeployConfig, record: DeploymentRecord | None, status: Recor
     rec = record if status is RecordStatus.CURRENT else None
     if rec is not None:
         state.record_deployer = rec.deployer
-        for name in ("configurator", "extension", "engine", "lens"):
+        for name in ("configurator", "extension", "planner", "engine", "lens"):
             address = getattr(rec, name)
             if address and _has_code(address):
                 setattr(state, name, address)
@@ -251,6 +251,7 @@ def execute_plan(
         "sequencer_grace_period": cfg.sequencer.grace_period,
         "configurator": record.configurator,
         "extension": record.extension,
+        "planner": record.planner,
     }
     list_asset_abi = _abi_item(project.MarginConfigurator.contract_type, "function", "list_asset")
     for step in plan.steps:
@@ -266,6 +267,11 @@ def execute_plan(
             args["extension"] = x.address
             note("deploy MarginEngineExtension", x.txn_hash, block)
             label = f"MarginEngineExtension → {x.address}"
+        elif step.kind == "deploy_planner":
+            planner, block = deploy(project.LiquidationPlanner)
+            record.planner = args["planner"] = planner.address
+            note("deploy LiquidationPlanner", planner.txn_hash, block)
+            label = f"LiquidationPlanner → {planner.address}"
         elif step.kind == "deploy_engine":
             e, block = deploy(project.MarginEngine, *(args[n] for n in caps.engine_args))
             record.engine = e.address
@@ -352,6 +358,8 @@ def verify(cfg: DeployConfig, record: DeploymentRecord, plan: Plan, project: Any
             record.configurator,
             project.MarginEngineExtension.at(record.extension).CONFIGURATOR(),
         )
+    if record.planner:
+        check("protocol", "engine.PLANNER", record.planner, engine.PLANNER())
     ramp = configurator.maintenance_ramp_duration()
     check("protocol", "maintenance_ramp_duration", cfg.maintenance_ramp_duration, ramp, f"{ramp:,} s")
     check("protocol", "guardian", plan.guardian, engine.guardian())

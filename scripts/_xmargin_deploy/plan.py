@@ -32,7 +32,7 @@ class AssetState:
     listed: bool = False  # among the engine's listed assets (asset_by_id)
 
 
-ENGINE_ARGS = ("configurator", "guardian", "sequencer_feed", "sequencer_grace_period", "extension")
+ENGINE_ARGS = ("configurator", "guardian", "sequencer_feed", "sequencer_grace_period", "extension", "planner")
 EXTENSION_ARGS = ("configurator", "guardian", "sequencer_feed", "sequencer_grace_period")
 LISTING_FIELDS = ("risk", "rates", "supply_cap", "borrow_cap", "collateral", "borrowable", "liquidation")
 
@@ -51,6 +51,10 @@ class Capabilities:
     @property
     def needs_extension(self) -> bool:
         return "extension" in self.engine_args
+
+    @property
+    def needs_planner(self) -> bool:
+        return "planner" in self.engine_args
 
     @property
     def listing_needs_liquidation(self) -> bool:
@@ -86,6 +90,7 @@ class ChainState:
     engine: str | None = None
     lens: str | None = None
     extension: str | None = None  # recorded MarginEngineExtension with code
+    planner: str | None = None  # recorded LiquidationPlanner with code
     liquidation_settings_done: bool = False  # the record holds a set_liquidation_settings transaction
     caps: Capabilities = field(default_factory=Capabilities)
     recorded_without_code: list[str] = field(default_factory=list)  # names of recorded contracts without code
@@ -98,7 +103,7 @@ class ChainState:
 
 @dataclass
 class Step:
-    kind: str  # deploy_configurator | deploy_extension | deploy_engine | deploy_lens | set_engine
+    kind: str  # deploy_configurator | deploy_extension | deploy_planner | deploy_engine | deploy_lens | set_engine
     #            | set_liquidation_settings | deploy_mock_token | deploy_mock_feed | list_asset
     #            | transfer_ownership
     description: str
@@ -189,6 +194,8 @@ def build_plan(cfg: DeployConfig, state: ChainState) -> Plan:
         plan.steps.append(
             Step("deploy_extension", "deploy MarginEngineExtension(configurator, guardian, sequencer_feed, grace)")
         )
+    if not have_engine and caps.needs_planner and state.planner is None:
+        plan.steps.append(Step("deploy_planner", "deploy LiquidationPlanner()"))
     if not have_engine:
         seq = cfg.sequencer.feed or ZERO
         if not state.sequencer_has_code:
@@ -197,7 +204,10 @@ def build_plan(cfg: DeployConfig, state: ChainState) -> Plan:
             Step(
                 "deploy_engine",
                 f"deploy MarginEngine(configurator, guardian={plan.guardian}, sequencer_feed={seq}, "
-                f"grace={cfg.sequencer.grace_period}s" + (", extension)" if caps.needs_extension else ")"),
+                f"grace={cfg.sequencer.grace_period}s"
+                + (", extension" if caps.needs_extension else "")
+                + (", planner" if caps.needs_planner else "")
+                + ")",
             )
         )
     if not have_lens:

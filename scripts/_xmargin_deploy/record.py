@@ -48,6 +48,7 @@ class DeploymentRecord(BaseModel):
     deployment_block: int | None = None  # block of the first transaction
     configurator: str | None = None
     extension: str | None = None  # MarginEngineExtension (engines that delegate to one)
+    planner: str | None = None  # LiquidationPlanner (engines that call one)
     engine: str | None = None
     lens: str | None = None
     assets: dict[str, AssetRecord] = Field(default_factory=dict)

@@ -354,6 +354,8 @@ def test_plan_for(h, data, cm, dm, le_health, risk_r, risk_s, word, pr, ps, debt
     ramp_r = data.draw(ramp_words(now))
     ramp_s = data.draw(ramp_words(now))
     requested = data.draw(st.one_of(st.just(MAX_UINT), AMOUNTS))
+    di, bi = data.draw(indexes()), data.draw(indexes())
     boa.env.timestamp = now
-    args = (cm, dm, le_health, risk_r, ramp_r, risk_s, ramp_s, word, pr, ps, debt, deposit, dust, requested, solvent)
+    args = (cm, dm, le_health, risk_r, ramp_r, risk_s, ramp_s, word, pr, ps, debt, deposit, dust, requested, solvent,
+            di << 128 | bi)
     same(lambda: rm.plan_for(*args, now), lambda: h.plan_for(*args))

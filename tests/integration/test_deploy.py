@@ -370,8 +370,8 @@ def test_dry_run_sends_nothing(project, tmp_path):
     result, out = run_deploy(load_config(LOCAL_YAML), account, project, record_path, dry_run=True)
     assert account.nonce == nonce and chain.blocks.head.number == head
     assert not record_path.exists() and result.sent == 0
-    assert result.plan.transaction_count == 15
-    assert "Dry run: 15 transaction(s) planned, nothing sent." in out
+    assert result.plan.transaction_count == 16
+    assert "Dry run: 16 transaction(s) planned, nothing sent." in out
     assert "951293759" in out  # the converted WETH slope_low is printed
 
 
@@ -389,14 +389,14 @@ def test_deploy_records_and_reads_back(deployment, project):
 
     result, account = deployment["result"], deployment["account"]
     assert result.verified, [f"{c.scope}.{c.name}" for c in result.mismatches]
-    assert result.sent == result.plan.transaction_count == account.nonce - deployment["nonce_before"] == 15
+    assert result.sent == result.plan.transaction_count == account.nonce - deployment["nonce_before"] == 16
     record = json.loads(deployment["record_path"].read_text())
     assert record["chain_id"] == 31337 and record["network"] == "ethereum:local"
     assert record["deployer"] == account.address and isinstance(record["deployment_block"], int)
-    for name in ("configurator", "extension", "engine", "lens"):
+    for name in ("configurator", "extension", "planner", "engine", "lens"):
         assert len(networks.provider.get_code(record[name])) > 0, name
     assert {s: a["asset_id"] for s, a in record["assets"].items()} == {"WETH": 0, "WBTC": 1, "USDC": 2}
-    assert len(record["transactions"]) == 15
+    assert len(record["transactions"]) == 16
 
     # Independent read-back of a few exact integers (not through the library).
     lens = project.MarginLens.at(record["lens"])
@@ -489,8 +489,8 @@ def test_cli_deploys(anvil, ape_provider, tmp_path):
         anvil, "--config", str(LOCAL_YAML), "--account", "TEST::8", "--deployment-file", str(record_path)
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Read-back: all" in done.stdout and "Transactions sent: 15" in done.stdout
-    assert account.nonce == nonce + 15 and json.loads(record_path.read_text())["deployer"] == account.address
+    assert "Read-back: all" in done.stdout and "Transactions sent: 16" in done.stdout
+    assert account.nonce == nonce + 16 and json.loads(record_path.read_text())["deployer"] == account.address
 
 
 def test_cli_rejects_bad_config_before_connecting(tmp_path):

@@ -90,7 +90,6 @@ def open_solvent_account_below_weight_ratio(m: ProtocolMachine):
     return m.actor("borrower"), 0
 
 
-@pytest.mark.xfail(strict=True, reason="open: bonus clipped to the solvency cap lowers the ratio by rounding (docs/invariants.md)")
 def test_liquidation_at_the_solvency_cap_keeps_a_solvent_ratio(machine):
     """Found by `liquidation_never_lowers_solvent_health_ratio` after the
     zero-bonus fix: repaying USDT against WBTC (size-tiered weight) passes

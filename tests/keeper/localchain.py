@@ -209,7 +209,8 @@ def deploy(anvil: Anvil, specs: list[AssetSpec], *, dust_threshold: int = 10 * W
     zero = "0x" + "00" * 20
     configurator = create("contracts/MarginConfigurator.vy", 86400)
     extension = create("contracts/MarginEngineExtension.vy", configurator.address, owner, zero, 0)
-    engine_core = create("contracts/MarginEngine.vy", configurator.address, owner, zero, 0, extension.address)
+    planner = create("contracts/LiquidationPlanner.vy")
+    engine_core = create("contracts/MarginEngine.vy", configurator.address, owner, zero, 0, extension.address, planner.address)
     lens = create("contracts/MarginLens.vy", engine_core.address)
     ext_abi, _ = compiled("contracts/MarginEngineExtension.vy")
     seen = {(x.get("type"), x.get("name"), len(x.get("inputs", []))) for x in engine_core.abi}
@@ -234,6 +235,7 @@ def deploy(anvil: Anvil, specs: list[AssetSpec], *, dust_threshold: int = 10 * W
         "deployment_block": start_block,
         "configurator": configurator.address,
         "extension": extension.address,
+        "planner": planner.address,
         "engine": engine.address,
         "lens": lens.address,
         "assets": assets,

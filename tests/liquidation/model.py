@@ -559,7 +559,46 @@ class State:
             self.dust,
             requested,
         )
+        if solvent and aw_m != 0 and p.repay != 0:
+            self._keep_ratio_in_token_units(p, h, r, s, lw_m, aw_m, requested, owner, sub, id_r, id_s)
         return p, ratio, solvent
+
+    def _keep_ratio_in_token_units(self, p, h, r, s, lw_m, aw_m, requested, owner, sub, id_r, id_s) -> None:
+        """The solvency cap against the engine's roundings (liquidation.vy
+        plan_for): with C, D the maintenance collateral and debt, keep
+        lost * D <= removed * C for a lower bound `removed` of the weighted
+        debt repaid and an upper bound `lost` of the weighted collateral
+        seized. Mutates `p`."""
+        c, d = h.collateral[MAINTENANCE], h.debt[MAINTENANCE]
+        debt = self.debt_amount(owner, sub, id_r)
+        deposit = self.deposit_amount(owner, sub, id_s)
+        bi = r.borrow_index_now(self.now)
+
+        def removed_lo(repay: int) -> int:
+            if repay >= debt:  # exact: the whole debt contribution
+                return mdu(mdu(debt, r.price, WAD), lw_m, WAD)
+            # floor(repay * WAD / bi) shares burned: the amount falls by > repay - bi/WAD - 1.
+            units = repay - (2 + bi // WAD)
+            v = mdd(mdd(units, r.price, WAD), lw_m, WAD) if units > 0 else 0
+            return max(0, v - (lw_m // WAD + 2))
+
+        if p.seize_all:
+            lost = mdd(mdd(deposit, s.price, WAD), aw_m, WAD)  # exact: the whole contribution
+            if lost * d > removed_lo(p.repay) * c:
+                need = mdu(lost, d, c) + lw_m // WAD + 2
+                repay = 2 + bi // WAD + mdu(mdu(need, WAD, lw_m), WAD, r.price)
+                if repay >= debt or mdu(debt - repay, r.price, WAD) < self.dust:
+                    repay = debt
+                p.repay = repay
+                p.lowers_ratio = repay > requested or lost * d > removed_lo(repay) * c
+        else:
+            # ceil(seize * WAD / di') shares burned (di' >= stored di): the
+            # collateral falls by < (seize + 2 + di // WAD) * P * aw / WAD^2 + 2.
+            budget = removed_lo(p.repay) * c // d
+            most = mdd(mdd(budget - 2, WAD, aw_m), WAD, s.price) if budget > 2 else 0
+            p.seize = max(0, min(p.seize, most - (2 + s.di // WAD)))
+        base = mdd(mdd(p.repay, r.price, WAD), WAD, s.price)
+        p.to_insurance = (p.seize - base) * s.params.insurance_share // WAD if p.seize > base else 0
 
     def liquidate(
         self, owner: str, sub: int, id_r: int, id_s: int, requested: int, min_seize: int = 0

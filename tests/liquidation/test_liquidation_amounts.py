@@ -122,7 +122,17 @@ def test_amounts_by_depth_and_decimals(repay_sym, seize_sym, depth):
     # The seized amount written out: repay value * (1 + b) in seize units.
     if expected.seized < deposit:
         value = expected.repaid * p_r // WAD
-        assert expected.seized == value * (WAD + b) // WAD * WAD // p_s
+        exact = value * (WAD + b) // WAD * WAD // p_s
+        if depth == "capped":
+            # At the solvency cap the seizure gives up the few units the
+            # engine's share and value roundings could cost the ratio
+            # (liquidation.plan_for): k_s = 2 + di // WAD = 3 units at
+            # di = 1.0, plus what the repaid side's roundings (k_r = 3
+            # units of it and a few wei) are worth: at most 2 more units
+            # (none when the seize asset's units are worth far less).
+            assert exact - 5 <= expected.seized <= exact
+        else:
+            assert expected.seized == exact
     else:
         # The deposit ran out: the repay is what buys it, rounded up (at
         # most the debt).

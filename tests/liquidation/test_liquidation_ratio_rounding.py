@@ -1,22 +1,20 @@
-"""Open issue: a liquidation at exactly the solvency cap still lowers a
-solvent account's maintenance ratio by rounding.
+"""A liquidation at exactly the solvency cap must not lower a solvent
+account's maintenance ratio, by rounding either.
 
 The bonus of a solvent account is capped at b <= rho * lw_m,r / aw_m,s - 1
 (liquidation.bonus; docs/risk-model.md, "Solvency cap"). That cap holds for
 exact values only. In token units the engine burns floor(repay * WAD / bi)
-debt shares (the debt falls by up to 1 + bi // WAD units less than
+debt shares (the debt falls by up to 1 + bi / WAD units less than
 `repay`), burns ceil(seize * WAD / di) deposit shares unless it takes the
-whole deposit (the deposit falls by up to 1 + di // WAD units more than
-`seize`), and the health rounds each asset's collateral value down and its
-debt value up. Here the whole 8-decimal WBTC deposit is seized (exact) and
-the 6-decimal USDT debt, at a borrow index above 1.0 after three days of
-interest, falls by less than its value at the cap: the ratio drops.
-
-Reproduces, with the liquidation fixture, what the invariant machine found
-on branch `inv` (tests/invariants/test_regressions.py::
-test_liquidation_at_the_solvency_cap_keeps_a_solvent_ratio). Strict xfail:
-it fails today by the exact amounts below and must pass once the plan
-keeps the ratio in token units (see docs/risk-model.md once fixed).
+whole deposit, and the health rounds each asset's collateral value down and
+its debt value up. Here the whole 8-decimal WBTC deposit is seized (exact)
+and the 6-decimal USDT debt, at a borrow index above 1.0 after three days
+of interest, would fall by less than its value at the cap: before the fix
+the ratio dropped from 0.793153387172405732 to 0.793153387141567874 (what
+the invariant machine found, tests/invariants/test_regressions.py::
+test_liquidation_at_the_solvency_cap_keeps_a_solvent_ratio). The plan now
+raises the repay by the few units the roundings can cost (against the
+liquidator).
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ def solvent_account_at_the_cap():
     return env, owner
 
 
-@pytest.mark.xfail(strict=True, reason="open: share and value roundings at the solvency cap lower the ratio")
 def test_liquidation_at_the_solvency_cap_does_not_lower_the_ratio():
     env, owner = solvent_account_at_the_cap()
     state = load_state(env, [owner])
@@ -77,9 +74,11 @@ def test_liquidation_at_the_solvency_cap_does_not_lower_the_ratio():
     assert expected.bonus == ratio_before * lw_m // aw_m - WAD
     # The whole 0.15 WBTC deposit is seized (the deposit runs out first):
     # 14,961,371 units to the liquidator, the rest to the insurance fund.
+    # The repay at the exact cap would be 5,845,481,734 USDT units; the
+    # token-unit rule raises it by 3 (k_r = 2 + bi // WAD and the value
+    # roundings) so that the ratio cannot fall.
     assert expected.plan.seize_all
-    assert (expected.repaid, expected.seized, expected.to_liquidator) == (5_845_481_734, 15_000_000, 14_961_371)
+    assert (expected.repaid, expected.seized, expected.to_liquidator) == (5_845_481_737, 15_000_000, 14_961_371)
     ratio_after = env.lens.health_ratio(owner)
     assert ratio_after == after.health(str(owner)).ratio
-    # Today: 0.793153387172405732 -> 0.793153387141567874.
     assert ratio_after >= ratio_before

@@ -49,7 +49,12 @@ def test_self_liquidation(env):
 def test_zero_repay_amount(env):
     with boa.reverts("liquidation: zero repay amount"):
         liquidate(env, env.liquidator, env.alice, "USDC", 0, "WETH", fund=False)
-    checked_liquidation(env, env.alice, "USDC", 1, "WETH")
+    # Alice is solvent: a one-unit repay is worth less than the rounding
+    # margin of the solvency cap in token units (a few units of each
+    # asset), so nothing is left to seize; one USDC is enough.
+    with boa.reverts("liquidation: nothing to seize"):
+        liquidate(env, env.liquidator, env.alice, "USDC", 1, "WETH")
+    checked_liquidation(env, env.alice, "USDC", 10**6, "WETH")
 
 
 def test_no_debt_in_repay_asset(env):
@@ -149,12 +154,13 @@ def test_nothing_to_seize(env):
 
 def test_repay_below_one_share():
     """With the USDC borrow index above 1.0 (interest on), repaying one
-    unit burns 1e18 // index = 0 borrow shares: refused."""
+    unit burns 1e18 // index = 0 borrow shares: refused. (Alice is
+    insolvent at $1,200: no solvency-cap margin, one unit buys WETH.)"""
     env = deploy_env(rates=True)
     alice = open_account(env, "alice", {"WETH": 10}, {"USDC": 13_000})
     boa.env.time_travel(seconds=30 * 86400)
     env.p.refresh_prices()
-    set_prices(env, WETH=1500)
+    set_prices(env, WETH=1200)
     state = load_state(env, [alice])
     assert state.markets[env.usdc.id].borrow_index_now(state.now) > WAD
     with boa.reverts("liquidation: repay below one share"):

@@ -67,7 +67,7 @@ def test_engine_refuses_an_extension_deployed_with_other_arguments():
     p = Protocol.deploy()
     other = deployer("MarginEngineExtension.vy").deploy(p.configurator.address, p.guardian, ZERO_ADDRESS, 60)
     with boa.reverts("config: extension deployed with other arguments"):
-        deployer("MarginEngine.vy").deploy(p.configurator.address, p.guardian, ZERO_ADDRESS, 0, other.address)
+        deployer("MarginEngine.vy").deploy(p.configurator.address, p.guardian, ZERO_ADDRESS, 0, other.address, p.engine.PLANNER())
 
 
 def test_unknown_selector_reverts_and_ether_is_refused():

@@ -263,6 +263,7 @@ def plan_for(
     dust: uint256,
     requested: uint256,
     solvent: bool,
+    indexes: uint256,
 ) -> liquidation.Plan:
     return liquidation.plan_for(
         collateral_maintenance,
@@ -280,4 +281,5 @@ def plan_for(
         dust,
         requested,
         solvent,
+        indexes,
     )
