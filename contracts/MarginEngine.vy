@@ -259,6 +259,10 @@ def liquidate(
             liquidation-end health (never further), except that a rest
             below the dust threshold is closed in full.
 
+            When the two assets are the same, `receiver` is the caller and
+            `data` is empty, only the net amount moves (seized - repaid out,
+            or repaid - seized in).
+
             Flash liquidation: with non-empty `data`, the seized tokens are
             sent to `receiver` first, then the engine calls
             `on_liquidation(...)` on the caller (ILiquidationCallback), and
@@ -342,10 +346,21 @@ def liquidate(
         header &= ~(1 << id_s)
     ledger._headers[key] = header
 
-    ledger._transfer_out(seize_asset, receiver, seized)
-    if len(data) != 0:
-        extcall ILiquidationCallback(msg.sender).on_liquidation(owner, sub_id, repay_asset, p.repay, seize_asset, seized, data)
-    ledger._transfer_in(repay_asset, msg.sender, p.repay)
+    if len(data) == 0 and repay_asset == seize_asset and receiver == msg.sender:
+        # Same asset, same party: only the net flow moves, so a pool lent out
+        # to its last unit can still be liquidated (the repayment funds the
+        # seizure) and the liquidator needs no inventory when seized >= repay.
+        if seized > p.repay:
+            ledger._transfer_out(seize_asset, receiver, seized - p.repay)
+        elif p.repay > seized:
+            ledger._transfer_in(repay_asset, msg.sender, p.repay - seized)
+    else:
+        ledger._transfer_out(seize_asset, receiver, seized)
+        if len(data) != 0:
+            extcall ILiquidationCallback(msg.sender).on_liquidation(
+                owner, sub_id, repay_asset, p.repay, seize_asset, seized, data
+            )
+        ledger._transfer_in(repay_asset, msg.sender, p.repay)
     log ledger.Liquidation(
         owner=owner,
         liquidator=msg.sender,
