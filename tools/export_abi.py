@@ -125,7 +125,6 @@ def frontend_deployment(record: dict) -> dict:
             "MarginConfigurator": record.get("configurator"),
             "MarginLens": record.get("lens"),
             "MarginEngineExtension": record.get("extension"),
-            "LiquidationPlanner": record.get("planner"),
         },
         "assets": {
             symbol: {"token": a.get("token"), "feed": a.get("feed"), "assetId": a.get("asset_id")}

@@ -74,7 +74,12 @@ def affected_deployables(mutant: Mutant, contracts: Path = CONTRACTS) -> list[st
 def materialise(mutant: Mutant) -> Path:
     """The directory of the mutant's contracts (created once, then reused)."""
     source = mutated_source(mutant)
-    digest = hashlib.sha256(f"{mutant.file}\0{source}".encode()).hexdigest()[:12]
+    # Keyed by every contract source too: a copy made before another contract
+    # changed (e.g. the engine's constructor) must not be reused.
+    h = hashlib.sha256(f"{mutant.file}\0{source}".encode())
+    for path in sorted(CONTRACTS.rglob("*.vy*")):
+        h.update(b"\0" + str(path.relative_to(CONTRACTS)).encode() + b"\0" + path.read_bytes())
+    digest = h.hexdigest()[:12]
     root = Path(os.environ.get(MUTANTS_DIR_ENV, Path(tempfile.gettempdir()) / "xmargin-mutants"))
     target = root / f"{mutant.name}-{digest}"
     if target.is_dir():
