@@ -15,6 +15,8 @@ import boa
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.invariants import steps
+
 settings.register_profile("dev", max_examples=20, deadline=None)
 settings.register_profile(
     "ci",
@@ -38,3 +40,28 @@ def fresh_boa_env():
     Compiled contracts are cached per process (tests.protocol.deployer)."""
     with boa.swap_env(boa.Env()):
         yield
+
+
+# -- stateful-step summary: "stateful steps: N (machines: C CPU s, R steps per CPU second)"
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its step count and CPU time to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["stateful_steps"] = (steps.total(), steps.cpu_seconds())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist controller: sums the workers' steps."""
+    count, cpu = getattr(node, "workeroutput", {}).get("stateful_steps", (0, 0.0))
+    steps.add(count, cpu)
+
+
+def pytest_terminal_summary(terminalreporter):
+    n = steps.total()
+    if n:
+        cpu = steps.cpu_seconds()
+        rate = f", {n / cpu:.0f} steps per CPU second" if cpu else ""
+        terminalreporter.write_line(f"stateful steps: {n} (machines: {cpu:.0f} CPU s{rate})")

@@ -31,3 +31,10 @@ class cpu_timer:
 
 def cpu_seconds() -> float:
     return _cpu
+
+
+def add(count: int, cpu: float) -> None:
+    """Adds a pytest-xdist worker's totals (the controller prints the sum)."""
+    global _count, _cpu
+    _count += count
+    _cpu += cpu
