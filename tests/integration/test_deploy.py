@@ -188,6 +188,7 @@ def test_plan_fresh_deployment_order():
     assert kinds == [
         "deploy_configurator",
         "deploy_extension",
+        "deploy_planner",
         "deploy_engine",
         "deploy_lens",
         "set_engine",
@@ -207,7 +208,7 @@ def test_plan_follows_older_contracts_without_liquidation():
     plan = build_plan(load_config(LOCAL_YAML), _state(caps=old))
     assert plan.ok, plan.issues
     kinds = [s.kind for s in plan.steps]
-    assert "deploy_extension" not in kinds and "set_liquidation_settings" not in kinds
+    assert "deploy_extension" not in kinds and "deploy_planner" not in kinds and "set_liquidation_settings" not in kinds
     assert not plan.listings["WETH"].has_liquidation and len(plan.listings["WETH"].as_tuple()) == 6
     assert any(n.startswith("liquidation_settings: ignored") for n in plan.notes)
 
@@ -567,7 +568,7 @@ def test_live_network_asks_before_sending(external_token_and_feed, project, tmp_
     questions = []
     with pytest.raises(chain_mod.DeployError, match="not confirmed"):
         run_deploy(cfg, account, project, tmp_path / "live.json", confirm=lambda q: questions.append(q) or False)
-    assert questions and questions[0].startswith("Send 7 transaction(s) to ethereum:sepolia from")
+    assert questions and questions[0].startswith("Send 8 transaction(s) to ethereum:sepolia from")
     assert account.nonce == nonce and not (tmp_path / "live.json").exists()
     dry, _ = run_deploy(cfg, account, project, tmp_path / "live.json", dry_run=True, confirm=lambda q: pytest.fail(q))
     assert dry.sent == 0 and account.nonce == nonce
