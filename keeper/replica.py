@@ -383,6 +383,7 @@ class Replica:
         mr, ms = self.markets[id_r], self.markets[id_s]
         ds = acc.positions.get(id_s, [0, 0])[0]
         bs = acc.positions.get(id_r, [0, 0])[1]
+        bi = mr.indexes_now(now)[1]
         return rm.plan_for(
             h.collateral[MAINTENANCE],
             h.debt[MAINTENANCE],
@@ -394,12 +395,12 @@ class Replica:
             ms.liquidation,
             quotes[id_r].price,
             quotes[id_s].price,
-            rm.mul_div_up(bs, mr.indexes_now(now)[1], WAD),
+            rm.mul_div_up(bs, bi, WAD),
             rm.mul_div_down(ds, ms.deposit_index, WAD),
             self.dust_threshold,
             requested,
             h.collateral[rm.VALUE] >= h.debt[rm.VALUE],
-            ms.deposit_index << 128 | mr.indexes_now(now)[1],
+            ms.deposit_index << 128 | bi,
             now,
         )
 

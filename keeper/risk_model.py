@@ -2040,6 +2040,7 @@ class ProtocolReplica:
         if not h.collateral[MAINTENANCE] < h.debt[MAINTENANCE]:
             raise VyperRevert("liquidation: account is healthy")
         sr, ss = mr.to_asset_state(), ms.to_asset_state()
+        bi = sr.indexes_now(now)[1]
         return plan_for(
             h.collateral[MAINTENANCE],
             h.debt[MAINTENANCE],
@@ -2051,12 +2052,12 @@ class ProtocolReplica:
             ss.liquidation,
             _as_quote(prices[mr.asset_id]).price,
             _as_quote(prices[ms.asset_id]).price,
-            mul_div_up(acc.position(mr.asset_id).borrow_shares, sr.indexes_now(now)[1], WAD),
+            mul_div_up(acc.position(mr.asset_id).borrow_shares, bi, WAD),
             mul_div_down(acc.position(ms.asset_id).deposit_shares, ss.deposit_index, WAD),
             dust,
             requested,
             h.collateral[VALUE] >= h.debt[VALUE],
-            ss.deposit_index << 128 | sr.indexes_now(now)[1],
+            ss.deposit_index << 128 | bi,
             now,
         )
 
