@@ -21,6 +21,10 @@ Layout written (every file is generated; do not edit by hand):
   abi/index.json, abi/index.js, abi/package.json
                                  an index, and a tiny ESM package so
                                  `import { MarginEngine } from "@xmargin/abi"` works.
+  keeper/abi/MarginEngine.json, keeper/abi/MarginLens.json
+                                 the same two files, shipped inside the keeper
+                                 package (keeper/abi.py reads them); checked
+                                 with abi/ by --check and tests/abi/.
 
 ABIs come from vyper 0.4.3 (`vyper -f abi`, through its Python API), entries
 sorted by (type, name, signature) so diffs stay readable. tests/abi/ fails
@@ -40,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 ABI_DIR = ROOT / "abi"
+KEEPER_ABI_DIR = ROOT / "keeper" / "abi"
+KEEPER_COPIES = ("MarginEngine.json", "MarginLens.json")  # the rest of keeper/abi/ is not compiled from contracts/
 DEPLOYMENTS = ROOT / "deployments"
 
 CORE = ("MarginConfigurator", "MarginLens")
@@ -217,6 +223,21 @@ def local_deployments() -> dict[str, str]:
             for p in sorted((DEPLOYMENTS / "local").glob("*.json"))}
 
 
+def keeper_copies(files: dict[str, str]) -> dict[str, str]:
+    """The keeper package's copies (keeper/abi/) of the engine and lens ABIs."""
+    return {name: files[name] for name in KEEPER_COPIES}
+
+
+def keeper_diff(files: dict[str, str], root: Path = KEEPER_ABI_DIR) -> list[str]:
+    """Problems of the keeper's copies against the export (empty = in sync)."""
+    problems = []
+    for name, text in keeper_copies(files).items():
+        path = root / name
+        if not path.is_file() or path.read_text() != text:
+            problems.append(f"keeper/abi/{name}: differs from the compiled contracts")
+    return problems
+
+
 def diff(expected: dict[str, str], root: Path = ABI_DIR) -> list[str]:
     """Problems of `root` against `expected` (empty = in sync); local
     deployment exports are ignored."""
@@ -254,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = build()
     if args.check:
-        problems = diff(files)
+        problems = diff(files) + keeper_diff(files)
         for p in problems:
             print(p, file=sys.stderr)
         if problems:
@@ -263,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"abi/ is in sync ({len(files)} files)")
         return 0
     write(files)
-    print(f"wrote {len(files)} files under abi/")
+    write(keeper_copies(files), KEEPER_ABI_DIR, prune=False)
+    print(f"wrote {len(files)} files under abi/ and {len(KEEPER_COPIES)} under keeper/abi/")
     if args.local:
         local = local_deployments()
         write(local, prune=False)

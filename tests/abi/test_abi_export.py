@@ -31,6 +31,17 @@ def test_committed_abis_match_compiled_contracts(exported):
     assert not problems, "ABI drift -- " + export_abi.FIX_HINT + ":\n  " + "\n  ".join(problems)
 
 
+def test_keeper_abis_are_the_exported_ones(exported, tmp_path):
+    """keeper/abi/ ships the engine and lens ABIs the keeper decodes with:
+    they must be the export's, not hand-edited copies."""
+    problems = export_abi.keeper_diff(exported)
+    assert not problems, "keeper ABI drift -- " + export_abi.FIX_HINT + ":\n  " + "\n  ".join(problems)
+    export_abi.write(export_abi.keeper_copies(exported), tmp_path, prune=False)
+    assert export_abi.keeper_diff(exported, tmp_path) == []
+    (tmp_path / "MarginLens.json").write_text("[]")
+    assert export_abi.keeper_diff(exported, tmp_path) == ["keeper/abi/MarginLens.json: differs from the compiled contracts"]
+
+
 def test_engine_abi_reaches_every_extension_function(exported):
     engine = json.loads(exported["MarginEngine.json"])
     names = {i["name"] for i in engine if i["type"] == "function"}
