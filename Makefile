@@ -9,7 +9,9 @@ VENV_PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.xmargin-setup.stamp
 NODE_STAMP := node_modules/.package-lock.json
 
-# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-n 2 -k oracle"`.
+# pytest-xdist workers: the CI machine has 2 cores (0 = one process).
+PYTEST_WORKERS ?= 2
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k oracle"`.
 PYTEST_ARGS ?=
 
 # The venv's bin/ must be on PATH: ape-vyper only finds the pip-installed
@@ -53,7 +55,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 test: setup
 	python tools/check_bytecode_size.py
-	python -m pytest $(PYTEST_ARGS)
+	python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	python -m benchmarks.gas.check_regression
 
 # Gas benchmark (benchmarks/gas/): the standard scenario of
