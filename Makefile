@@ -9,7 +9,8 @@ VENV_PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.xmargin-setup.stamp
 NODE_STAMP := node_modules/.package-lock.json
 
-# pytest-xdist workers: the CI machine has 2 cores (0 = one process).
+# pytest-xdist workers: the CI machine has 2 cores (0 = one process);
+# worksteal rebalances the long invariant-machine shards between them.
 PYTEST_WORKERS ?= 2
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k oracle"`.
 PYTEST_ARGS ?=
@@ -55,7 +56,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 test: setup
 	python tools/check_bytecode_size.py
-	python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 	python -m benchmarks.gas.check_regression
 
 # Gas benchmark (benchmarks/gas/): the standard scenario of
@@ -106,13 +107,14 @@ replay: setup
 # Statement coverage of the contracts (titanoboa's coverage.py plugin,
 # tools/coverage.ini) under the invariant machines and their regressions.
 # COVERAGE_TESTS widens it, e.g. `make coverage COVERAGE_TESTS=tests`;
-# HYPOTHESIS_PROFILE picks the step budget (default here: ci).
+# HYPOTHESIS_PROFILE picks the step budget (default here: ci). The machines
+# run on py-evm here (coverage reads py-evm's pc traces), not on revm.
 COVERAGE_TESTS ?= tests/invariants/test_stateful.py tests/invariants/test_regressions.py
 .PHONY: coverage
 coverage: setup
 	@mkdir -p out/coverage
 	python -m coverage erase --rcfile=tools/coverage.ini
-	python -m coverage run --rcfile=tools/coverage.ini -m pytest -q -p no:cacheprovider $(COVERAGE_TESTS)
+	XMARGIN_MACHINE_EVM=pyevm python -m coverage run --rcfile=tools/coverage.ini -m pytest -q -p no:cacheprovider $(COVERAGE_TESTS)
 	python -m coverage report --rcfile=tools/coverage.ini
 	python -m coverage html --rcfile=tools/coverage.ini
 	@echo "coverage: HTML report in out/coverage/html/index.html"
