@@ -38,6 +38,8 @@ python -m tools.mutation list                 # the catalogue
 python -m tools.mutation check                # search texts still unique (also a CI test)
 python -m tools.mutation run [NAMES...]       # all mutants, or the named ones
       [--rounds 2] [--skip-invariants] [--skip-done]
+python -m tools.mutation attribute [NAMES...] # one machine run per aimed invariant
+      [--target INVARIANT ...] [--skip-done] [--no-keep-going]
 python -m tools.mutation report               # re-render this file from results.json
 python -m tools.mutation.compile_all          # compile every mutant (warms the cache)
 ```
@@ -60,6 +62,55 @@ machine, minutes on a loaded one) plus the runs. Results are written to
 """
 
 
+ATTRIBUTION = """
+## Attribution: which invariant catches which mutant
+
+`run` credits the first invariant to fail, and with every invariant on that
+is almost always `reference_model_matches_contract_storage` (the model
+tracks every storage word bit-exactly) or a rule-level result check (every
+action must return exactly the model's result or revert with exactly the
+model's reason). Neither says whether the invariant written for the bug
+would catch it. `attribute` asks that directly: each mutant names the
+invariants it is aimed at (`invariants` in the catalogue), and for each
+one the protocol machine runs (`HYPOTHESIS_PROFILE=dev`, 20 sequences of 50
+steps, no shrinking, `-x`) with
+
+- `XMARGIN_ONLY_INVARIANTS=<that invariant>`: no other invariant is
+  checked (the teardown's direct calls of the storage, balance and bitmap
+  invariants are off too);
+- `XMARGIN_KEEP_GOING=1` (tests/invariants/machine.py; tooling only, never
+  set in CI, listed with the triage switches in docs/invariants.md): a
+  rule-level result check that fails does not stop the machine. The step
+  takes the contract's outcome (its revert reason, or success) and result,
+  and before the invariant runs the reference model *adopts the contract's
+  state* - market words, every account's header and positions, the
+  engine's token balances (after a differing step also the wallets) -
+  except the reference the running invariant itself compares with the
+  contract (the storage comparison keeps the model's storage, the balance
+  invariant the booked token flows, the wallet invariant the booked
+  wallets). So an invariant that reads the model (caps, health, fund,
+  indexes) judges the contract's state, and one that compares the contract
+  with the model still has the model's side. Without the switch none of
+  this code runs: in CI a differing result is an AssertionError, as before.
+
+A targeted run's outcome: **caught** (the run failed with an
+AssertionError raised in the invariant's own frame: the invariant is
+credited), `passed` (it never fired in 1,000 steps), or a machine failure
+that does not credit it: `machine: expect/model` (a rule-level result check
+in `expect`/`agree`/a wrapper), `machine: rule` (an assertion in a rule of
+tests/invariants/rules.py), `machine: teardown` (the teardown's feed or
+health sweep), `machine: error` (any other exception, e.g. a revert the
+model did not predict outside `expect`, or a non-assertion error in the
+invariant). The keep-going machine passes on the unmutated contracts
+(checked with every invariant on and every result check strict).
+
+The dev profile draws new random sequences on every run, so a targeted
+result is one sample: `passed` means "not seen in 1,000 steps", not "cannot
+catch". A liquidation or settlement invariant needs a liquidation or
+settlement to land in those steps.
+"""
+
+
 def variant_checks() -> dict[str, list[str]]:
     """Mutant -> the exploit modules whose vulnerable-variant check deploys it."""
     import re
@@ -75,47 +126,124 @@ def _cell(items: list[str]) -> str:
     return "<br>".join(f"`{i}`" for i in items) if items else "-"
 
 
+# Invariants no contract mutant can reach, and why (docs/mutation.md).
+UNREACHABLE = {
+    "debt_never_falls_with_time_alone": (
+        "judges only time steps (warp, feeds going stale), in which no engine code runs: it checks the "
+        "reference model's accrual formula, which a contract mutant cannot change (the contract's accrual is "
+        "compared bit-exactly by `reference_model_matches_contract_storage` at the next action)"
+    ),
+    "accruing_first_never_changes_results": (
+        "compares two predictions of the reference model (with and without `accrue` first); a contract bug "
+        "reaches it only as a differing outcome, and under XMARGIN_KEEP_GOING such a step is not judged "
+        "(mixing the contract's outcome with the model's prediction would credit it falsely)"
+    ),
+}
+
+# Targeted-run outcomes that mean the machine failed (the mutant is caught
+# by the machine) without crediting the invariant.
+MACHINE_FAIL = ("machine: expect/model", "machine: teardown", "machine: rule", "machine: error")
+
+
+def _status(r: dict | None) -> str:
+    """not run / caught / survived."""
+    if r is None:
+        return "not run"
+    targeted = r.get("targeted", {})
+    ran = r.get("invariant_runs") or r.get("tests") or targeted or r.get("seconds")
+    if not ran:
+        return "not run"
+    failed = (
+        r["invariants"] or r["tests"] or r["machine_other"]
+        or any(t["outcome"] == "caught" or t["outcome"] in MACHINE_FAIL for t in targeted.values())
+    )
+    return "caught" if failed else "survived"
+
+
+def _targeted_cell(m, r: dict | None) -> str:
+    if not m.invariants:
+        return "-"
+    targeted = (r or {}).get("targeted", {})
+    parts = []
+    for inv in m.invariants:
+        t = targeted.get(inv)
+        mark = "not run" if t is None else ("**caught**" if t["outcome"] == "caught" else t["outcome"])
+        parts.append(f"`{inv}`: {mark}")
+    return "<br>".join(parts)
+
+
 def write_report() -> None:
     results = load_results()
     names = invariant_names()
-    lines = [INTRO, "## Results", ""]
-    ran = [m for m in MUTANTS if m.name in results]
-    caught = [m for m in ran if results[m.name]["invariants"] or results[m.name]["tests"] or results[m.name]["machine_other"]]
+    variants = variant_checks()
+    status = {m.name: _status(results.get(m.name)) for m in MUTANTS}
+    ran = [m for m in MUTANTS if status[m.name] != "not run"]
+    caught = [m for m in ran if status[m.name] == "caught"]
+    credited: dict[str, list[str]] = {n: [] for n in names}
+    for m in MUTANTS:
+        for inv, t in results.get(m.name, {}).get("targeted", {}).items():
+            if t["outcome"] == "caught" and inv in credited:
+                credited[inv].append(m.name)
+    lines = [INTRO, ATTRIBUTION, "## Results", ""]
     lines.append(
         f"{len(MUTANTS)} mutants in the catalogue; {len(ran)} run; {len(caught)} caught; "
-        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet."
+        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet. "
+        f"{sum(1 for n in names if credited[n])} of {len(names)} named invariants credited by a targeted run."
     )
-    variants = variant_checks()
     lines.append(
         f"{sum(1 for m in MUTANTS if m.name in variants)} mutants are also deployed by an exploit module's "
         "vulnerable-variant check (last column), which runs in CI and shows the attack succeeds on them."
     )
-    lines += ["", "| mutant | file | bug | invariants that caught it | first failing test | s | vulnerable-variant check |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Columns: *targeted runs* - one machine run per aimed invariant, only that invariant checked "
+              "(`attribute`); *whole machine* - the first failures of the whole machine (`run`, every invariant "
+              "and the rule-level result checks on); *first failing test* - the regression and unit subset (`run`).",
+              "",
+              "| mutant | file | bug | targeted runs (aimed invariant: outcome) | whole machine: first failures "
+              "| first failing test | s | vulnerable-variant check |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in MUTANTS:
         r = results.get(m.name)
         shown = _cell(variants.get(m.name, []))
-        if r is None:
-            lines.append(f"| `{m.name}` | {m.file} | {m.description} | not run | not run | | {shown} |")
-            continue
-        inv = list(r["invariants"])
-        if r["machine_other"]:
-            inv.append(f"(machine: {r['machine_other']})")
-        tests = [t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]]
-        note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {_cell(inv)}{note} | {_cell(tests)} | {r['seconds']:.0f} | {shown} |")
-    tests_only = [m.name for m in ran if results[m.name]["tests"] and not results[m.name]["invariants"]
-                  and not results[m.name]["machine_other"] and results[m.name]["invariant_runs"]]
-    survived = [m.name for m in ran if m not in caught]
-    lines += ["", "Caught by the tests but not by the invariant machine at this budget "
-              "(candidates for a longer machine run or a new rule): " + (", ".join(f"`{n}`" for n in tests_only) or "none") + ".",
-              "", "Survived everything (a missing test): " + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
+        targeted = _targeted_cell(m, r)
+        if r is None or not (r.get("invariant_runs") or r.get("tests") or r.get("seconds")):
+            whole, tests, secs = "not run", "not run", ""
+        else:
+            inv = list(r["invariants"])
+            if r["machine_other"]:
+                inv.append(f"(machine: {r['machine_other']})")
+            note = f" ({r['note']})" if r.get("note") else ""
+            whole = (_cell(inv) if r.get("invariant_runs") else "not run") + note
+            tests = _cell([t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]])
+            secs = f"{r['seconds']:.0f}"
+        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {targeted} | {whole} | {tests} | {secs} | {shown} |")
+    survived = [m.name for m in ran if status[m.name] == "survived"]
+    lines += ["", "Survived everything (a missing test, or an equivalent mutant): "
+              + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
+    # Targeted outcomes in detail (the assertion that failed).
+    lines += ["", "### Targeted runs in detail", "",
+              "| mutant | invariant | outcome | failing check (exception) | s |", "| --- | --- | --- | --- | --- |"]
+    for m in MUTANTS:
+        for inv, t in results.get(m.name, {}).get("targeted", {}).items():
+            detail = t["detail"].replace("|", "\\|").replace("\n", " ")[:200] or "-"
+            lines.append(f"| `{m.name}` | `{inv}` | {t['outcome']} | {detail} | {t['seconds']:.0f} |")
     if names:
-        lines += ["", "## Invariants and the mutants they caught", "", "| invariant | mutants |", "| --- | --- |"]
+        lines += ["", "## Invariants and the mutants they catch", "",
+                  "Credited: a targeted run (only that invariant checked) failed in the invariant's own assertion.",
+                  "", "| invariant | caught (targeted run) | aimed at it, not credited (outcome) |", "| --- | --- | --- |"]
         for name in names:
-            hits = [m.name for m in ran if name in results[m.name]["invariants"]]
-            lines.append(f"| `{name}` | {_cell(hits)} |")
-        missed = [n for n in names if not any(n in results[m.name]["invariants"] for m in ran)]
-        lines += ["", f"Invariants no mutant run so far has tripped ({len(missed)} of {len(names)}): "
-                  + (", ".join(f"`{n}`" for n in missed) or "none") + "."]
+            missed = []
+            for m in MUTANTS:
+                t = results.get(m.name, {}).get("targeted", {}).get(name)
+                if name in m.invariants and (t is None or t["outcome"] != "caught"):
+                    missed.append(f"`{m.name}` ({'not run' if t is None else t['outcome']})")
+            lines.append(f"| `{name}` | {_cell(credited[name])} | {'<br>'.join(missed) or '-'} |")
+        uncredited = [n for n in names if not credited[n]]
+        lines += ["", f"Not credited ({len(uncredited)} of {len(names)}):", ""]
+        for n in uncredited:
+            why = UNREACHABLE.get(n)
+            if why is None:
+                aimed = [m.name for m in MUTANTS if n in m.invariants]
+                why = ("no targeted run caught it yet (aimed: " + ", ".join(f"`{a}`" for a in aimed) + "; see the table)"
+                       if aimed else "no mutant aimed at it")
+            lines.append(f"- `{n}`: {why}.")
     DOC.write_text("\n".join(lines) + "\n")
