@@ -419,6 +419,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ("accrued_views_match_model",),
     ),
     Mutant(
+        "lens-market-swaps-indexes",
+        LENS,
+        "    di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)\n    total_deposit: uint256",
+        "    bi, di = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)\n    total_deposit: uint256",
+        "The lens's market view swaps the deposit and borrow indexes.",
+        "views accrue to now",
+        ("accrued_views_match_model",),
+    ),
+    Mutant(
         "lens-balances-nets-debt",
         LENS,
         "                deposit=fixed_point.mul_div_down(deposit_shares, di, WAD),\n",

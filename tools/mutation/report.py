@@ -94,8 +94,8 @@ steps, no shrinking, `-x`) with
   this code runs: in CI a differing result is an AssertionError, as before.
 
 A targeted run's outcome: **caught** (the run failed with an
-AssertionError raised in the invariant's own frame: the invariant is
-credited), `passed` (it never fired in 1,000 steps), or a machine failure
+AssertionError - or, for the view invariants, the revert of a view they
+call - raised in the invariant's own frame: the invariant is credited), `passed` (it never fired in 1,000 steps), or a machine failure
 that does not credit it: `machine: expect/model` (a rule-level result check
 in `expect`/`agree`/a wrapper), `machine: rule` (an assertion in a rule of
 tests/invariants/rules.py), `machine: teardown` (the teardown's feed or
@@ -181,14 +181,19 @@ def write_report() -> None:
     caught = [m for m in ran if status[m.name] == "caught"]
     credited: dict[str, list[str]] = {n: [] for n in names}
     for m in MUTANTS:
-        for inv, t in results.get(m.name, {}).get("targeted", {}).items():
+        r = results.get(m.name, {})
+        for inv, t in r.get("targeted", {}).items():
             if t["outcome"] == "caught" and inv in credited:
                 credited[inv].append(m.name)
+        for inv in r.get("invariants", []):
+            # First to fail in a whole-machine run (`run`): its own assertion.
+            if inv in credited and m.name not in credited[inv]:
+                credited[inv].append(f"{m.name} (whole machine)")
     lines = [INTRO, ATTRIBUTION, "## Results", ""]
     lines.append(
         f"{len(MUTANTS)} mutants in the catalogue; {len(ran)} run; {len(caught)} caught; "
         f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet. "
-        f"{sum(1 for n in names if credited[n])} of {len(names)} named invariants credited by a targeted run."
+        f"{sum(1 for n in names if credited[n])} of {len(names)} named invariants credited (caught at least one mutant)."
     )
     lines.append(
         f"{sum(1 for m in MUTANTS if m.name in variants)} mutants are also deployed by an exploit module's "
@@ -228,8 +233,10 @@ def write_report() -> None:
             lines.append(f"| `{m.name}` | `{inv}` | {t['outcome']} | {detail} | {t['seconds']:.0f} |")
     if names:
         lines += ["", "## Invariants and the mutants they catch", "",
-                  "Credited: a targeted run (only that invariant checked) failed in the invariant's own assertion.",
-                  "", "| invariant | caught (targeted run) | aimed at it, not credited (outcome) |", "| --- | --- | --- |"]
+                  "Credited: a targeted run (only that invariant checked) failed with an AssertionError in the "
+                  "invariant's own frame; \"(whole machine)\": the invariant was the first to fail in a `run` with "
+                  "every invariant on.",
+                  "", "| invariant | mutants it catches | aimed at it, not credited (outcome) |", "| --- | --- | --- |"]
         for name in names:
             missed = []
             for m in MUTANTS:

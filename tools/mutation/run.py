@@ -122,12 +122,13 @@ def run_tests(mutant_env: dict, timeout: int, result: Result, tests: tuple[str, 
 # Wrapper and rule frames: a failure there is the rule-level result check
 # (the contract's result against the model's), not an invariant.
 RULE_FRAMES = re.compile(r"^(expect|agree|predict|do_\w+|refresh_config|publish|_accrue_first|_expect_keep_going)$")
-EXCEPTION_LINE = re.compile(r"^E\s+([A-Za-z_][\w.]*(?:Error|Exception|Revert|Desync)\w*)\b:?\s*(.*)$", re.MULTILINE)
+EXCEPTION_LINE = re.compile(r"^E[ \t]+([A-Za-z_][\w.]*(?:Error|Exception|Revert|Desync)\w*)\b:?[ \t]*(.*)$", re.MULTILINE)
 
 
 def classify(output: str, target: str) -> tuple[str, str]:
     """(outcome, detail) of a failed machine run checking only `target`:
-    "caught" (an AssertionError in the target's own frame), "machine:
+    "caught" (an AssertionError, or the revert of a view it calls, raised in
+    the target's own frame), "machine:
     expect/model" (a rule-level result check), "machine: teardown",
     "machine: rule" (an assertion in tests/invariants/rules.py), or
     "machine: error" (anything else, e.g. an exception in the target that is
@@ -139,7 +140,9 @@ def classify(output: str, target: str) -> tuple[str, str]:
         return "machine: error", exc
     module, func = frames[-1]
     if module == "machine" and func == target:
-        return ("caught" if excs and excs[-1][0].endswith("AssertionError") else "machine: error"), exc
+        # An assertion, or a revert of a view the invariant calls (views_never_revert).
+        hit = excs and excs[-1][0].endswith(("AssertionError", "BoaError"))
+        return ("caught" if hit else "machine: error"), exc
     if any(f == "teardown" for _m, f in frames):
         return "machine: teardown", f"{func}: {exc}"
     if module == "machine" and RULE_FRAMES.match(func):
