@@ -689,7 +689,10 @@ class MarginMachine(RuleBasedStateMachine):
         words must already match)."""
         state = rm.AssetState.from_tuple(self.engine.asset_state(i))
         m = self.model.markets[i]
-        assert (m.market_a, m.market_b, m.totals) == (state.market_a, state.market_b, state.totals)
+        words = (state.market_a, state.market_b, state.totals)
+        self.agree((m.market_a, m.market_b, m.totals) == words, ("market words", (m.market_a, m.market_b, m.totals), words))
+        if KEEP_GOING:
+            self.model.markets[i] = rm.MarketReplica.from_asset_state(state)  # the contract's words (tooling only)
         self.model.set_config(state)
         self._prices = None
 
