@@ -447,6 +447,16 @@ MUTANTS: tuple[Mutant, ...] = (
         ("deposit_and_repay_never_blocked_by_feeds", "stale_price_blocks_borrow_and_withdraw_never_repay"),
     ),
     Mutant(
+        "deposit-requires-initial-health",
+        ENGINE,
+        "    return ledger._deposit(owner, sub_id, key, asset, amount)\n",
+        "    shares: uint256 = ledger._deposit(owner, sub_id, key, asset, amount)\n"
+        "    ledger._require_initial_health(key)\n    return shares\n",
+        "Deposit requires initial health with every price accepted, so a stale feed blocks adding collateral.",
+        "deposit never blocked by feeds",
+        ("deposit_and_repay_never_blocked_by_feeds",),
+    ),
+    Mutant(
         "borrow-ignores-pause",
         LEDGER,
         '    assert (info >> 8) & PAUSE_BORROW == 0, "pause: borrow paused"\n',
