@@ -753,10 +753,12 @@ class MarginMachine(RuleBasedStateMachine):
         self.engine_token_balance_matches_token_flows()
         self.bitmaps_match_positions()
         for i in range(self.n):
-            assert rm.RoundData.from_tuple(self.asset(i).feed.latestRoundData()) == self.rounds[i][1], self.asset(i).symbol
+            got = rm.RoundData.from_tuple(self.asset(i).feed.latestRoundData())
+            self.agree(got == self.rounds[i][1], (self.asset(i).symbol, got, self.rounds[i][1]))
         for account in self.held_accounts():
             h = self.health(account, kinds=3)
-            assert tuple(self.engine.health(*account)) == (h.initial, h.maintenance, h.prices_valid), account
+            got = tuple(self.engine.health(*account))
+            self.agree(got == (h.initial, h.maintenance, h.prices_valid), (account, got, h))
 
     # ================================================================ invariants
     # -- Accounting --------------------------------------------------------------
