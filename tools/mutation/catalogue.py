@@ -437,6 +437,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ("views_never_revert",),
     ),
     Mutant(
+        "lens-preview-skips-health-gate",
+        LENS,
+        "    if h.collateral[1] >= h.debt[1] or not h.prices_valid:\n",
+        "    if not h.prices_valid:\n",
+        "The lens's liquidation preview plans a liquidation of a healthy account (no health gate): it answers a plan, or reverts, where the engine refuses.",
+        "views never revert and answer what the engine would do",
+        ("views_never_revert",),
+    ),
+    Mutant(
         "repay-requires-initial-health",
         ENGINE,
         "    return ledger._repay(owner, sub_id, ledger._account_key(owner, sub_id), asset, amount)\n",

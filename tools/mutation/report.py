@@ -241,7 +241,8 @@ def write_report() -> None:
             missed = []
             for m in MUTANTS:
                 t = results.get(m.name, {}).get("targeted", {}).get(name)
-                if name in m.invariants and (t is None or t["outcome"] != "caught"):
+                whole = name in results.get(m.name, {}).get("invariants", [])
+                if name in m.invariants and not whole and (t is None or t["outcome"] != "caught"):
                     missed.append(f"`{m.name}` ({'not run' if t is None else t['outcome']})")
             lines.append(f"| `{name}` | {_cell(credited[name])} | {'<br>'.join(missed) or '-'} |")
         uncredited = [n for n in names if not credited[n]]
