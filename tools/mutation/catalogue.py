@@ -280,6 +280,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "wrong weight in health",
     ),
     Mutant(
+        "health-weights-initial-uses-maintenance",
+        MARGIN,
+        "        aw = (risk & MASK16) * BPS_TO_WAD\n    lw: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD\n",
+        "        aw = ((risk >> 16) & MASK16) * BPS_TO_WAD\n    lw: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD\n",
+        "Initial health (`health_weights`, the path health takes) weighs collateral with the maintenance asset weight.",
+        "wrong weight in health",
+        ("model_health_equals_contract_health",),
+    ),
+    Mutant(
         "price-exponent-assumes-8-decimal-feed",
         LEDGER,
         "        36 - feed_decimals - ((risk >> 112) & 31),",
