@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -163,6 +164,9 @@ def attribute(mutant: Mutant, targets: list[str], timeout: int, keep_going: bool
                    XMARGIN_ONLY_INVARIANTS=target, XMARGIN_SKIP_INVARIANTS="")
         if keep_going:
             env["XMARGIN_KEEP_GOING"] = "1"
+        # A fresh example database: no failing sequence of another mutant is
+        # replayed first (hypothesis's reuse phase).
+        env["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="xmargin-attr-")
         code, output = _pytest(["-x", INVARIANT_TEST], env, timeout)
         if code == 0:
             outcome, detail = "passed", ""
