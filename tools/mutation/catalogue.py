@@ -446,6 +446,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ("views_never_revert",),
     ),
     Mutant(
+        "lens-balances-debt-rounds-down",
+        LENS,
+        "                borrow=fixed_point.mul_div_up(borrow_shares, bi, WAD),\n",
+        "                borrow=fixed_point.mul_div_down(borrow_shares, bi, WAD),\n",
+        "The lens's balances view rounds debts down (a borrower is shown less than it owes).",
+        "views answer what the engine holds",
+        ("views_never_revert",),
+    ),
+    Mutant(
         "lens-preview-skips-health-gate",
         LENS,
         "    if h.collateral[1] >= h.debt[1] or not h.prices_valid:\n",

@@ -196,6 +196,12 @@ NOTES: dict[str, str] = {
         "ran. The unit test `test_accounts_interest.py::test_health_counts_debt_accrued_to_now_without_any_transaction` "
         "fails on it (checked by hand)."
     ),
+    "lens-preview-skips-health-gate": (
+        "the targeted run passed: without the gate the preview runs the liquidation plan for healthy accounts, and "
+        "the plan itself comes out empty for them, so the view still answers (0, 0, 0) as the model does - "
+        "equivalent as far as the machine's states go (as `liquidation-skips-health-check` on the engine side). "
+        "`lens-balances-debt-rounds-down` is the view mutant aimed at `views_never_revert` instead."
+    ),
     "repay-requires-initial-health": (
         "repays are a few percent of the steps and the repaying account is rarely under initial margin or holding "
         "a stale-priced asset at that moment: the targeted runs did not see a refused repay in 1,000 steps."
