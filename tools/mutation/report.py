@@ -126,6 +126,14 @@ FINDINGS = """
   that no contract calls (see its note); `health-weights-initial-uses-maintenance` is the live one.
 - **Gap**: `accrued_views_match_model` reads the market view only for assets the step just accrued, so a
   view that forgets to accrue (`lens-market-unaccrued-indexes`) is invisible to it.
+- **Gap: the sampled view invariants hardly look.** `views_never_revert` and `accrued_views_match_model`
+  check on every 13th step, and only the account/asset the step touched. Counted in one 1,030-step dev run
+  (`lens-balances-debt-rounds-down`): of 64 sampled steps, 61 had no touched account, 3 had one, none with
+  debt - so `lens.balances` of a debtor and `lens.preview_liquidation` were never compared. All four view
+  mutants aimed at them (`lens-balances-nets-debt`, `lens-balances-debt-rounds-down`,
+  `lens-market-unaccrued-indexes`, `lens-market-swaps-indexes`) pass their targeted runs; unit and
+  exploit tests catch the ones run against them. Checking a debtor (or every held account) on the
+  sampled steps would close it.
 - Two invariants cannot be reached by any contract mutant (`debt_never_falls_with_time_alone`,
   `accruing_first_never_changes_results`; reasons below), and the liquidation and settlement invariants
   wait for sequences in which liquidations and settlements land.
@@ -226,7 +234,8 @@ INVARIANT_NOTES: dict[str, str] = {
     "settled_account_is_empty": _SETTLE,
     "deposit_index_falls_only_by_socialised_loss": _SETTLE,
     "borrows_never_exceed_deposits_after_borrow_withdraw_or_seize": "see the note on `withdraw-skips-liquidity-check`",
-    "accrued_views_match_model": "see the note on `lens-market-unaccrued-indexes`",
+    "accrued_views_match_model": "see the findings (sampled view checks) and the note on `lens-market-unaccrued-indexes`",
+    "views_never_revert": "see the findings (sampled view checks)",
 }
 
 # Targeted-run outcomes that mean the machine failed (the mutant is caught
