@@ -199,16 +199,22 @@ NOTES: dict[str, str] = {
         "(or after a time step) would close the gap. `lens-market-swaps-indexes` is the visible variant."
     ),
     "lens-balances-nets-debt": (
-        "`views_never_revert` reads `lens.balances` on every 13th step, for the first touched account only; in "
-        "1,000 dev steps that account never owed more of an asset than it had deposited, so the underflow never "
-        "ran. The unit test `test_accounts_interest.py::test_health_counts_debt_accrued_to_now_without_any_transaction` "
-        "fails on it (checked by hand)."
+        "`views_never_revert` reads `lens.balances` on every 13th step, for the first touched account only, and "
+        "in practice hardly ever for a debtor (see the findings), so the underflow never ran in the targeted run. "
+        "The unit test `test_accounts_interest.py::test_health_counts_debt_accrued_to_now_without_any_transaction` "
+        "fails on it (run by hand against the mutant's copy; it is not in `run`'s test subset)."
     ),
     "lens-preview-skips-health-gate": (
         "the targeted run passed: without the gate the preview runs the liquidation plan for healthy accounts, and "
         "the plan itself comes out empty for them, so the view still answers (0, 0, 0) as the model does - "
         "equivalent as far as the machine's states go (as `liquidation-skips-health-check` on the engine side). "
-        "`lens-balances-debt-rounds-down` is the view mutant aimed at `views_never_revert` instead."
+        "`lens-balances-debt-rounds-down` is the view mutant aimed at `views_never_revert` instead. The lens unit "
+        "tests pass on it too: **survivor, probably equivalent** (not proven: no state was found in which the "
+        "plan of a healthy account is non-empty)."
+    ),
+    "liquidation-full-repay-leaves-shares": (
+        "targeted run passed (no full liquidation landed); its test run (tests/liquidation, -x) was stopped at "
+        "the session's time limit, so it is listed as a survivor until `run` completes on it."
     ),
     "repay-requires-initial-health": (
         "repays are a few percent of the steps and the repaying account is rarely under initial margin or holding "
