@@ -116,9 +116,40 @@ def named_invariant():
         only = frozenset(filter(None, os.environ.get("XMARGIN_ONLY_INVARIANTS", "").split(",")))
         if fn.__name__ in skips or (only and fn.__name__ not in only):
             return invariant()(lambda self: None)
+        if KEEP_GOING:
+            return invariant()(_judging_contract_state(fn))
         return invariant()(fn)
 
     return wrap
+
+
+# ---------------------------------------------------------------------------
+# Mutation attribution only (tools/mutation, docs/mutation.md): never set in
+# CI. XMARGIN_KEEP_GOING=1 lets the machine go on past a rule-level result
+# check that fails (the contract's outcome or result differs from the
+# model's): the step takes the contract's outcome (revert reason or
+# success), and before each invariant the model adopts the contract's state
+# (market words, every account's header and positions, and the engine's
+# token balances; after a differing step also the wallets), except the side
+# the running invariant itself compares with the contract. Each invariant
+# then judges the contract's state instead of stopping at the first
+# difference. Used with XMARGIN_ONLY_INVARIANTS=<one name> to learn which
+# invariant catches a mutant. Without the switch nothing here runs.
+KEEP_GOING = os.environ.get("XMARGIN_KEEP_GOING") == "1"
+# Invariant -> what it compares with the contract (not adopted while it runs).
+_OWN_REFERENCE = {
+    "reference_model_matches_contract_storage": "storage",
+    "engine_token_balance_matches_token_flows": "balances",
+}
+
+
+def _judging_contract_state(fn):
+    def judged(self):
+        self._adopt_contract_state(_OWN_REFERENCE.get(fn.__name__))
+        fn(self)
+
+    judged.__name__ = f"judged_{fn.__name__}"
+    return judged
 
 
 class MarginMachine(RuleBasedStateMachine):
@@ -305,13 +336,83 @@ class MarginMachine(RuleBasedStateMachine):
         self.last.facts["expected"] = expected
         if current_build_context_or_none() is not None:
             event(f"{self.last.kind}: {reason or 'ok'}")
+        if reason is not None and allowed is not None:
+            assert reason in allowed, f"{self.last.kind} reverted with {reason!r}"
+        if KEEP_GOING:
+            return self._expect_keep_going(expected, reason, engine_call)
         if reason is not None:
-            if allowed is not None:
-                assert reason in allowed, f"{self.last.kind} reverted with {reason!r}"
             with boa.reverts(reason):
                 engine_call()
             return None, None
         return expected, engine_call()
+
+    def agree(self, same: bool, what) -> None:
+        """A rule's result check: the contract's result equals the model's
+        (an AssertionError otherwise; XMARGIN_KEEP_GOING: recorded, and the
+        step goes on with the contract's state)."""
+        if same:
+            return
+        if KEEP_GOING:
+            self.last.facts["diverged"] = ("result", what)
+            return
+        raise AssertionError(what)
+
+    # ------------------------------------------- XMARGIN_KEEP_GOING (never in CI)
+    def _expect_keep_going(self, expected, reason, engine_call):
+        """`expect` under XMARGIN_KEEP_GOING: a differing outcome becomes the
+        step's outcome (the contract's revert reason, or None on success);
+        the wrapper then books nothing and the invariants see the contract's
+        state (`_adopt_contract_state`)."""
+        try:
+            got, got_reason = engine_call(), None
+        except boa.BoaError as e:
+            frame = e.stack_trace.last_frame
+            got, got_reason = None, frame if isinstance(frame, str) else (frame.pretty_vm_reason or str(frame.error_detail))
+        if got_reason == reason:
+            return (expected, got) if reason is None else (None, None)
+        f = self.last.facts
+        f["diverged"] = ("outcome", reason, got_reason)
+        self.last.reason = got_reason
+        f.pop("without_accrue", None)  # a model prediction against a contract outcome
+        self.dirty_assets = set(range(self.n))
+        if self.last.account is not None:
+            self.dirty_accounts.add(self.last.account)
+        i = f.get("asset")
+        if got_reason is None and i is not None:
+            # What the wrapper records after a success it would have booked.
+            if self.last.kind in ("deposit", "borrow"):
+                f["cap_check"] = ("supply" if self.last.kind == "deposit" else "borrow", i)
+            if self.last.kind in ("withdraw", "borrow"):
+                f["liquidity_check"] = i
+        return None, None
+
+    def _adopt_contract_state(self, own_reference: str | None) -> None:
+        """The model takes the contract's state (once per step), except the
+        running invariant's own reference (`_OWN_REFERENCE`)."""
+        if getattr(self, "_adopted_step", None) == self.step_index:
+            return
+        self._adopted_step = self.step_index
+        diverged = "diverged" in self.last.facts
+        e = self.engine
+        if own_reference != "storage" or diverged:
+            for i in range(self.n):
+                self.model.markets[i] = rm.MarketReplica.from_asset_state(rm.AssetState.from_tuple(e.asset_state(i)))
+            accounts = set(self.model.accounts) | ({self.last.account} if self.last.account else set())
+            for owner, sub in sorted(accounts):
+                header, positions = self._read_account(owner, sub)
+                acc = self.model.account(owner, sub)
+                acc.header, acc.positions = header, {i: p for i, p in positions.items() if not p.is_empty}
+            self._prices = None
+        if own_reference != "balances" or diverged:
+            for i in range(self.n):
+                self.balances[i] = self.asset(i).token.balanceOf(e.address)
+        if diverged:
+            for who, i in list(self.wallets):
+                self.wallets[(who, i)] = self.asset(i).token.balanceOf(who)
+        f = self.last.facts
+        f.pop("healths_after", None)
+        if self.last.kind in ("liquidate", "flash_liquidate") and "after" in f:
+            f["after"] = self.health(self.last.account)
 
     # ------------------------------------------------------------ action wrappers
     def do_deposit(self, role: str, sub: int, i: int, amount: int, accrue_first: bool = False):
@@ -333,7 +434,7 @@ class MarginMachine(RuleBasedStateMachine):
         expected, got = self.expect(lambda: self.model.deposit(who, sub, i, amount, now, blk), engine, DEPOSIT_REASONS)
         self.last.facts["feeds_valid"] = all(q.valid for q in self.prices().values())
         if got is not None:
-            assert got == expected
+            self.agree(got == expected, (got, expected))
             self.move(i, who, None, amount)
             self.touch([i], [(who, sub)])
             self.last.facts["cap_check"] = ("supply", i)
@@ -354,7 +455,7 @@ class MarginMachine(RuleBasedStateMachine):
         expected, got = self.expect(lambda: self.model.withdraw(who, sub, i, amount, now, blk, prices=prices), engine)
         if got is not None:
             sent, _shares = expected
-            assert got == sent
+            self.agree(got == sent, (got, sent))
             self.move(i, None, who, sent)
             self.touch([i], [(who, sub)])
             self.last.facts["liquidity_check"] = i
@@ -374,7 +475,7 @@ class MarginMachine(RuleBasedStateMachine):
 
         expected, got = self.expect(lambda: self.model.borrow(who, sub, i, amount, now, blk, prices=prices), engine)
         if got is not None:
-            assert got == expected
+            self.agree(got == expected, (got, expected))
             self.move(i, None, who, amount)
             self.touch([i], [(who, sub)])
             self.last.facts["cap_check"] = ("borrow", i)
@@ -398,7 +499,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.last.facts["feeds_valid"] = all(q.valid for q in self.prices().values())
         if got is not None:
             paid, _shares = expected
-            assert got == paid
+            self.agree(got == paid, (got, paid))
             self.move(i, payer, None, paid)
             self.touch([i], [(owner, sub)])
         return got
@@ -416,7 +517,7 @@ class MarginMachine(RuleBasedStateMachine):
 
         expected, got = self.expect(lambda: self.model.transfer(who, sub, to_sub, i, amount, now, blk, prices=prices), engine)
         if got is not None:
-            assert (got["shares"], got["amount"]) == expected
+            self.agree((got["shares"], got["amount"]) == expected, (got, expected))
             self.touch([i], [(who, sub), (who, to_sub)])
         return got
 
@@ -515,7 +616,7 @@ class MarginMachine(RuleBasedStateMachine):
         expected, got = self.expect(model, engine)
         if got is not None:
             repaid, seized, plan, _rs, _ss = expected
-            assert tuple(got) == (repaid, seized)
+            self.agree(tuple(got) == (repaid, seized), (tuple(got), repaid, seized))
             step.facts["plan"] = plan
             step.facts["after"] = self.health(account)
             if flash:
@@ -549,8 +650,12 @@ class MarginMachine(RuleBasedStateMachine):
         expected, got = self.expect(model, engine)
         if got is not None:
             names = [n for n, _ in got]
-            assert names == [n for n, _ in expected]
-            assert [{k: f[k] for k in m} for (_, m), (_, f) in zip(expected, got, strict=True)] == [m for _, m in expected]
+            self.agree(names == [n for n, _ in expected], (names, expected))
+            self.agree(
+                names == [n for n, _ in expected]
+                and [{k: f[k] for k in m} for (_, m), (_, f) in zip(expected, got, strict=True)] == [m for _, m in expected],
+                (got, expected),
+            )
             step.facts["events"] = got
             step.facts["held"] = held
             self.touch(held, [account])
@@ -584,7 +689,10 @@ class MarginMachine(RuleBasedStateMachine):
         words must already match)."""
         state = rm.AssetState.from_tuple(self.engine.asset_state(i))
         m = self.model.markets[i]
-        assert (m.market_a, m.market_b, m.totals) == (state.market_a, state.market_b, state.totals)
+        words = (state.market_a, state.market_b, state.totals)
+        self.agree((m.market_a, m.market_b, m.totals) == words, ("market words", (m.market_a, m.market_b, m.totals), words))
+        if KEEP_GOING:
+            self.model.markets[i] = rm.MarketReplica.from_asset_state(state)  # the contract's words (tooling only)
         self.model.set_config(state)
         self._prices = None
 
@@ -645,10 +753,12 @@ class MarginMachine(RuleBasedStateMachine):
         self.engine_token_balance_matches_token_flows()
         self.bitmaps_match_positions()
         for i in range(self.n):
-            assert rm.RoundData.from_tuple(self.asset(i).feed.latestRoundData()) == self.rounds[i][1], self.asset(i).symbol
+            got = rm.RoundData.from_tuple(self.asset(i).feed.latestRoundData())
+            self.agree(got == self.rounds[i][1], (self.asset(i).symbol, got, self.rounds[i][1]))
         for account in self.held_accounts():
             h = self.health(account, kinds=3)
-            assert tuple(self.engine.health(*account)) == (h.initial, h.maintenance, h.prices_valid), account
+            got = tuple(self.engine.health(*account))
+            self.agree(got == (h.initial, h.maintenance, h.prices_valid), (account, got, h))
 
     # ================================================================ invariants
     # -- Accounting --------------------------------------------------------------

@@ -56,6 +56,31 @@ def run_cmd(names, rounds, invariant_timeout, test_timeout, skip_invariants, ski
     write_report()
 
 
+@cli.command("attribute")
+@click.argument("names", nargs=-1)
+@click.option("--target", "targets", multiple=True, help="Invariant(s) to check instead of each mutant's `invariants`.")
+@click.option("--skip-done", is_flag=True, help="Leave out (mutant, invariant) pairs already in results.json.")
+@click.option("--no-keep-going", is_flag=True, help="Without XMARGIN_KEEP_GOING: stop at the first rule-level result check.")
+@click.option("--timeout", default=900, show_default=True, help="Seconds per machine run.")
+def attribute_cmd(names, targets, skip_done, no_keep_going, timeout) -> None:
+    """Per mutant (all with aimed invariants, or NAMES), runs the protocol
+    machine once per aimed invariant with only it checked
+    (XMARGIN_ONLY_INVARIANTS, XMARGIN_KEEP_GOING=1); results go to
+    tools/mutation/results.json ("targeted"), then docs/mutation.md."""
+    from tools.mutation.run import attribute, load_results, save_targeted
+
+    mutants = [by_name(n) for n in names] if names else [m for m in MUTANTS if m.invariants]
+    done = load_results()
+    for m in mutants:
+        todo = list(targets or m.invariants)
+        if skip_done:
+            todo = [t for t in todo if t not in done.get(m.name, {}).get("targeted", {})]
+        if not todo:
+            continue
+        save_targeted(m.name, attribute(m, todo, timeout, keep_going=not no_keep_going))
+        write_report()
+
+
 @cli.command()
 def report() -> None:
     """Renders docs/mutation.md from tools/mutation/results.json."""

@@ -9,7 +9,7 @@ actually catch each one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,10 @@ class Mutant:
     replacement: str
     description: str  # the bug, in one sentence
     targets: str = ""  # the attack or rule it re-opens
+    # Named invariants (tests/invariants/machine.py) the bug is aimed at:
+    # `python -m tools.mutation attribute` runs the machine once per name
+    # with only that invariant checked (docs/mutation.md, "Attribution").
+    invariants: tuple[str, ...] = ()
 
 
 ENGINE = "MarginEngine.vy"
@@ -29,6 +33,7 @@ LIQUIDATION = "modules/liquidation.vy"
 ORACLE = "modules/oracle.vy"
 MARGIN = "modules/margin.vy"
 INTEREST = "modules/interest_rate.vy"
+LENS = "MarginLens.vy"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- liquidation path (MarginEngine.liquidate / _plan) -----------------
@@ -275,6 +280,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "wrong weight in health",
     ),
     Mutant(
+        "health-weights-initial-uses-maintenance",
+        MARGIN,
+        "        aw = (risk & MASK16) * BPS_TO_WAD\n    lw: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD\n",
+        "        aw = ((risk >> 16) & MASK16) * BPS_TO_WAD\n    lw: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD\n",
+        "Initial health (`health_weights`, the path health takes) weighs collateral with the maintenance asset weight.",
+        "wrong weight in health",
+        ("model_health_equals_contract_health",),
+    ),
+    Mutant(
         "price-exponent-assumes-8-decimal-feed",
         LEDGER,
         "        36 - feed_decimals - ((risk >> 112) & 31),",
@@ -349,7 +363,205 @@ MUTANTS: tuple[Mutant, ...] = (
         "`borrow` takes no re-entrancy lock, so a token hook can call it mid-operation.",
         "Cream 2021 (re-entry through token hooks)",
     ),
+    # --- aimed at one named invariant each (docs/mutation.md, "Attribution") -
+    Mutant(
+        "withdraw-sends-one-unit-less",
+        LEDGER,
+        "        self._transfer_out(asset, receiver, sent)\n",
+        "        self._transfer_out(asset, receiver, sent - 1)\n",
+        "Withdraw sends one token unit less than it reports (and burns shares for).",
+        "tokens move exactly as reported",
+        ("engine_token_balance_matches_token_flows", "wallets_change_only_by_modelled_flows"),
+    ),
+    Mutant(
+        "repay-takes-no-tokens",
+        LEDGER,
+        "    self._transfer_in(asset, msg.sender, paid)\n",
+        "",
+        "Repay burns the debt without pulling the payment.",
+        "debt is only forgiven against tokens",
+        ("token_balance_covers_deposits_minus_borrows", "insurance_fund_never_falls_except_to_cover_bad_debt"),
+    ),
+    Mutant(
+        "transfer-credits-an-extra-share",
+        LEDGER,
+        "    self._positions[to_pkey] = unsafe_add(to_pos, shares)\n",
+        "    self._positions[to_pkey] = unsafe_add(to_pos, shares + 1)\n",
+        "A collateral transfer credits the destination one deposit share more than it takes from the source.",
+        "no share minted off the books",
+        ("deposit_shares_sum_to_total",),
+    ),
+    Mutant(
+        "repay-keeps-total-borrow-shares",
+        LEDGER,
+        "    self._totals[id] = m.deposit_shares | (m.borrow_shares - shares) << 128\n",
+        "    self._totals[id] = m.deposit_shares | m.borrow_shares << 128\n",
+        "Repay burns the account's borrow shares but not the market total.",
+        "no debt invented off the books",
+        ("borrow_shares_sum_to_total",),
+    ),
+    Mutant(
+        "accrual-writes-zero-borrow-index",
+        LEDGER,
+        "    b = (b & ~(MASK96 | MASK40 << 96)) | m.borrow_index | block.timestamp << 96",
+        "    b = (b & ~(MASK96 | MASK40 << 96)) | block.timestamp << 96",
+        "Accrual clears the stored borrow index instead of writing the new one (debt becomes zero).",
+        "debt is never forgiven by index arithmetic",
+        ("debt_shares_zero_exactly_when_debt_zero", "borrow_index_never_falls", "debt_without_collateral_is_settled"),
+    ),
+    Mutant(
+        "repay-keeps-debt-bit",
+        LEDGER,
+        "    if shares == owed_shares:\n        self._headers[key] = self._headers[key] & ~(1 << (64 + id))\n",
+        "",
+        "A full repayment leaves the asset's debt bit set in the account header.",
+        "header bitmaps match positions",
+        ("bitmaps_match_positions", "no_profit_from_same_block_round_trip", "debt_without_collateral_is_settled"),
+    ),
+    Mutant(
+        "lens-market-unaccrued-indexes",
+        LENS,
+        "    di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)\n    total_deposit: uint256",
+        "    di = s.market_a & MASK96\n    bi = s.market_b & MASK96\n    total_deposit: uint256",
+        "The lens's market view shows the stored indexes, not the indexes accrued to now.",
+        "views accrue to now",
+        ("accrued_views_match_model",),
+    ),
+    Mutant(
+        "lens-market-swaps-indexes",
+        LENS,
+        "    di, bi = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)\n    total_deposit: uint256",
+        "    bi, di = interest_rate.indexes_now(s.market_a, s.market_b, s.totals, s.rate_model)\n    total_deposit: uint256",
+        "The lens's market view swaps the deposit and borrow indexes.",
+        "views accrue to now",
+        ("accrued_views_match_model",),
+    ),
+    Mutant(
+        "lens-balances-nets-debt",
+        LENS,
+        "                deposit=fixed_point.mul_div_down(deposit_shares, di, WAD),\n",
+        "                deposit=fixed_point.mul_div_down(deposit_shares, di, WAD) - fixed_point.mul_div_up(borrow_shares, bi, WAD),\n",
+        "The lens's balances view nets the debt off the deposit: it reverts (underflow) when an asset's debt exceeds its deposit.",
+        "views never revert",
+        ("views_never_revert",),
+    ),
+    Mutant(
+        "lens-balances-debt-rounds-down",
+        LENS,
+        "                borrow=fixed_point.mul_div_up(borrow_shares, bi, WAD),\n",
+        "                borrow=fixed_point.mul_div_down(borrow_shares, bi, WAD),\n",
+        "The lens's balances view rounds debts down (a borrower is shown less than it owes).",
+        "views answer what the engine holds",
+        ("views_never_revert",),
+    ),
+    Mutant(
+        "lens-preview-skips-health-gate",
+        LENS,
+        "    if h.collateral[1] >= h.debt[1] or not h.prices_valid:\n",
+        "    if not h.prices_valid:\n",
+        "The lens's liquidation preview plans a liquidation of a healthy account (no health gate): it answers a plan, or reverts, where the engine refuses.",
+        "views never revert and answer what the engine would do",
+        ("views_never_revert",),
+    ),
+    Mutant(
+        "repay-requires-initial-health",
+        ENGINE,
+        "    return ledger._repay(owner, sub_id, ledger._account_key(owner, sub_id), asset, amount)\n",
+        "    paid: uint256 = ledger._repay(owner, sub_id, ledger._account_key(owner, sub_id), asset, amount)\n"
+        "    ledger._require_initial_health(ledger._account_key(owner, sub_id))\n    return paid\n",
+        "Repay requires initial health with every price accepted, so a stale feed (or an under-margined account) blocks repayment.",
+        "repay never blocked by feeds",
+        ("deposit_and_repay_never_blocked_by_feeds", "stale_price_blocks_borrow_and_withdraw_never_repay"),
+    ),
+    Mutant(
+        "deposit-requires-initial-health",
+        ENGINE,
+        "    return ledger._deposit(owner, sub_id, key, asset, amount)\n",
+        "    shares: uint256 = ledger._deposit(owner, sub_id, key, asset, amount)\n"
+        "    ledger._require_initial_health(key)\n    return shares\n",
+        "Deposit requires initial health with every price accepted, so a stale feed blocks adding collateral.",
+        "deposit never blocked by feeds",
+        ("deposit_and_repay_never_blocked_by_feeds",),
+    ),
+    Mutant(
+        "borrow-ignores-pause",
+        LEDGER,
+        '    assert (info >> 8) & PAUSE_BORROW == 0, "pause: borrow paused"\n',
+        "",
+        "Borrows ignore the asset's borrow pause.",
+        "pause",
+        ("paused_actions_blocked_and_repay_never_paused",),
+    ),
+    Mutant(
+        "deposit-credits-sub-account-zero",
+        ENGINE,
+        "    key: uint256 = ledger._authorize(owner, sub_id)\n    return ledger._deposit(owner, sub_id, key, asset, amount)\n",
+        "    ledger._authorize(owner, sub_id)\n    return ledger._deposit(owner, sub_id, ledger._account_key(owner, 0), asset, amount)\n",
+        "A deposit into any sub-account is credited to sub-account 0.",
+        "cross-margin isolation",
+        ("action_never_changes_another_accounts_health",),
+    ),
+    Mutant(
+        "liquidation-full-repay-leaves-shares",
+        ENGINE,
+        "    if p.repay >= fixed_point.mul_div_up(pos >> 128, m.borrow_index, ledger.WAD):\n        repaid_shares = pos >> 128\n",
+        "",
+        "A liquidation that repays the whole debt burns only the shares the repayment buys (rounded down), leaving a remainder.",
+        "full liquidation leaves no remainder",
+        ("full_liquidation_leaves_no_remainder",),
+    ),
+    Mutant(
+        "settlement-keeps-header",
+        EXTENSION,
+        "    ledger._headers[key] = header & (ledger.MASK64 << 128)\n",
+        "    ledger._headers[key] = header\n",
+        "Bad-debt settlement zeroes the positions but leaves the header's deposit and debt bits.",
+        "settled account is empty",
+        ("settled_account_is_empty",),
+    ),
+    Mutant(
+        "insurance-fund-used-event-overstated",
+        EXTENSION,
+        "            log ledger.InsuranceFundUsed(asset=asset, amount=used)",
+        "            log ledger.InsuranceFundUsed(asset=asset, amount=convert(fund, uint256))",
+        "The InsuranceFundUsed event reports the whole fund, not the part used.",
+        "settlement events add up",
+        ("socialised_loss_equals_debt_minus_fund_used",),
+    ),
+    Mutant(
+        "liquidation-settings-view-misreads-grace",
+        ENGINE,
+        "    return settings & ledger.MASK128, (settings >> 128) & ledger.MASK32, settings >> 160",
+        "    return settings & ledger.MASK128, (settings >> 128) & ledger.MASK64, settings >> 160",
+        "The locked `liquidation_settings` view reads the grace period with a 64-bit mask (it takes in the pause time).",
+        "locked views answer correctly",
+        ("reentrancy_lock_free_after_every_call",),
+    ),
 )
+
+# The invariants the earlier mutants (listed before `invariants` existed)
+# are aimed at.
+_AIMED: dict[str, tuple[str, ...]] = {
+    "liquidation-skips-health-check": ("healthy_account_cannot_be_liquidated",),
+    "liquidation-allows-dust-rest": ("liquidation_leaves_no_collateral_dust",),
+    "liquidation-keeps-total-borrow-shares": ("borrow_shares_sum_to_total",),
+    "liquidation-burns-shares-rounded-up": ("reference_model_matches_contract_storage",),
+    "bonus-uncapped-for-solvent": ("liquidation_never_lowers_solvent_health_ratio",),
+    "repay-not-capped-to-target": ("liquidation_stops_at_target",),
+    "borrow-skips-health-check": ("risk_increasing_actions_leave_initial_health_nonnegative",),
+    "withdraw-skips-health-check": ("only_price_interest_ramp_or_liquidation_make_unhealthy",),
+    "transfer-skips-health-check": ("only_price_interest_ramp_or_liquidation_make_unhealthy",),
+    "borrow-rounds-shares-down": ("lens_healths_equal_model",),
+    "supply-cap-ignored": ("caps_hold_whenever_totals_rise",),
+    "borrow-cap-ignored": ("caps_hold_whenever_totals_rise",),
+    "withdraw-skips-liquidity-check": ("borrows_never_exceed_deposits_after_borrow_withdraw_or_seize",),
+    "accrual-drops-borrow-index": ("reference_model_matches_contract_storage",),
+    "health-initial-uses-maintenance-weight": ("model_health_equals_contract_health",),
+    "oracle-skips-staleness": ("stale_price_blocks_borrow_and_withdraw_never_repay",),
+    "socialisation-keeps-index": ("deposit_index_falls_only_by_socialised_loss",),
+    "settlement-ignores-insurance-fund": ("insurance_fund_drawn_before_loss_socialised",),
+}
+MUTANTS = tuple(replace(m, invariants=m.invariants or _AIMED.get(m.name, ())) for m in MUTANTS)
 
 
 def by_name(name: str) -> Mutant:

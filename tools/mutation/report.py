@@ -38,6 +38,8 @@ python -m tools.mutation list                 # the catalogue
 python -m tools.mutation check                # search texts still unique (also a CI test)
 python -m tools.mutation run [NAMES...]       # all mutants, or the named ones
       [--rounds 2] [--skip-invariants] [--skip-done]
+python -m tools.mutation attribute [NAMES...] # one machine run per aimed invariant
+      [--target INVARIANT ...] [--skip-done] [--no-keep-going]
 python -m tools.mutation report               # re-render this file from results.json
 python -m tools.mutation.compile_all          # compile every mutant (warms the cache)
 ```
@@ -60,6 +62,84 @@ machine, minutes on a loaded one) plus the runs. Results are written to
 """
 
 
+ATTRIBUTION = """
+## Attribution: which invariant catches which mutant
+
+`run` credits the first invariant to fail, and with every invariant on that
+is almost always `reference_model_matches_contract_storage` (the model
+tracks every storage word bit-exactly) or a rule-level result check (every
+action must return exactly the model's result or revert with exactly the
+model's reason). Neither says whether the invariant written for the bug
+would catch it. `attribute` asks that directly: each mutant names the
+invariants it is aimed at (`invariants` in the catalogue), and for each
+one the protocol machine runs (`HYPOTHESIS_PROFILE=dev`, 20 sequences of 50
+steps, no shrinking, `-x`) with
+
+- `XMARGIN_ONLY_INVARIANTS=<that invariant>`: no other invariant is
+  checked (the teardown's direct calls of the storage, balance and bitmap
+  invariants are off too);
+- `XMARGIN_KEEP_GOING=1` (tests/invariants/machine.py; tooling only, never
+  set in CI, listed with the triage switches in docs/invariants.md): a
+  rule-level result check that fails does not stop the machine. The step
+  takes the contract's outcome (its revert reason, or success) and result,
+  and before the invariant runs the reference model *adopts the contract's
+  state* - market words, every account's header and positions, the
+  engine's token balances (after a differing step also the wallets) -
+  except the reference the running invariant itself compares with the
+  contract (the storage comparison keeps the model's storage, the balance
+  invariant the booked token flows, the wallet invariant the booked
+  wallets). So an invariant that reads the model (caps, health, fund,
+  indexes) judges the contract's state, and one that compares the contract
+  with the model still has the model's side. Without the switch none of
+  this code runs: in CI a differing result is an AssertionError, as before.
+
+A targeted run's outcome: **caught** (the run failed with an
+AssertionError - or, for the view invariants, the revert of a view they
+call - raised in the invariant's own frame: the invariant is credited), `passed` (it never fired in 1,000 steps), or a machine failure
+that does not credit it: `machine: expect/model` (a rule-level result check
+in `expect`/`agree`/a wrapper), `machine: rule` (an assertion in a rule of
+tests/invariants/rules.py), `machine: teardown` (the teardown's feed or
+health sweep), `machine: error` (any other exception, e.g. a revert the
+model did not predict outside `expect`, or a non-assertion error in the
+invariant). The keep-going machine passes on the unmutated contracts
+(checked with every invariant on and every result check strict).
+
+The dev profile draws new random sequences on every run, so a targeted
+result is one sample: `passed` means "not seen in 1,000 steps", not "cannot
+catch". A liquidation or settlement invariant needs a liquidation or
+settlement to land in those steps.
+"""
+
+
+FINDINGS = """
+## Findings of the attribution runs
+
+- **Harness bug (not a contract bug)**: `same_block_round_trip` (tests/invariants/rules.py) with the same
+  asset on both legs (`i == j`) and an actor whose wallet the deposit emptied (`do_deposit` caps the
+  amount at the wallet) repays `MAX_UINT` with only the borrowed amount in the wallet; the debt is rounded
+  up, so the token reverts "ERC20: insufficient balance", which the model does not predict. Reproduced on
+  the unmutated contracts without any switch (dev profile, the sequence saved in the example database:
+  `same_block_round_trip(borrow_frac=276, i=2, j=42, mantissa=48, role='lender', size=4)`). Early
+  targeted runs replayed that saved sequence first and stopped there (`machine: rule ... TypeError`);
+  `attribute` now gives every run a fresh example database, and those runs were repeated.
+- **Equivalent mutant**: `health-initial-uses-maintenance-weight` mutates a branch of `margin.weights`
+  that no contract calls (see its note); `health-weights-initial-uses-maintenance` is the live one.
+- **Gap**: `accrued_views_match_model` reads the market view only for assets the step just accrued, so a
+  view that forgets to accrue (`lens-market-unaccrued-indexes`) is invisible to it.
+- **Gap: the sampled view invariants hardly look.** `views_never_revert` and `accrued_views_match_model`
+  check on every 13th step, and only the account/asset the step touched. Counted in one 1,030-step dev run
+  (`lens-balances-debt-rounds-down`): of 64 sampled steps, 61 had no touched account, 3 had one, none with
+  debt - so `lens.balances` of a debtor and `lens.preview_liquidation` were never compared. All four view
+  mutants aimed at them (`lens-balances-nets-debt`, `lens-balances-debt-rounds-down`,
+  `lens-market-unaccrued-indexes`, `lens-market-swaps-indexes`) pass their targeted runs; unit and
+  exploit tests catch the ones run against them. Checking a debtor (or every held account) on the
+  sampled steps would close it.
+- Two invariants cannot be reached by any contract mutant (`debt_never_falls_with_time_alone`,
+  `accruing_first_never_changes_results`; reasons below), and the liquidation and settlement invariants
+  wait for sequences in which liquidations and settlements land.
+"""
+
+
 def variant_checks() -> dict[str, list[str]]:
     """Mutant -> the exploit modules whose vulnerable-variant check deploys it."""
     import re
@@ -75,47 +155,213 @@ def _cell(items: list[str]) -> str:
     return "<br>".join(f"`{i}`" for i in items) if items else "-"
 
 
+# Invariants no contract mutant can reach, and why (docs/mutation.md).
+UNREACHABLE = {
+    "debt_never_falls_with_time_alone": (
+        "judges only time steps (warp, feeds going stale), in which no engine code runs: it checks the "
+        "reference model's accrual formula, which a contract mutant cannot change (the contract's accrual is "
+        "compared bit-exactly by `reference_model_matches_contract_storage` at the next action)"
+    ),
+    "accruing_first_never_changes_results": (
+        "compares two predictions of the reference model (with and without `accrue` first); a contract bug "
+        "reaches it only as a differing outcome, and under XMARGIN_KEEP_GOING such a step is not judged "
+        "(mixing the contract's outcome with the model's prediction would credit it falsely)"
+    ),
+}
+
+# What a targeted run's outcome means for a mutant, where it needs saying
+# (equivalent mutants, gaps found, why an aimed invariant did not fire).
+NOTES: dict[str, str] = {
+    "health-initial-uses-maintenance-weight": (
+        "**equivalent mutant** (dead code): it mutates the INITIAL branch of `margin.weights`, which no contract "
+        "calls - initial health takes its weights from `margin.health_weights` (size tiers), and the liquidation "
+        "module asks `weights` only for MAINTENANCE and LIQUIDATION_END. The targeted run passes for that reason. "
+        "`health-weights-initial-uses-maintenance` mutates the live line instead. (The dead INITIAL branch of "
+        "`weights` could be removed.)"
+    ),
+    "withdraw-skips-liquidity-check": (
+        "not credited to `borrows_never_exceed_deposits_after_borrow_withdraw_or_seize`: paying out lent-out "
+        "deposits needs cash the engine does not hold - its token balance is deposits - borrows + the insurance "
+        "fund - so the withdrawal reverts in the token transfer (the whole machine catches that as a result "
+        "different from the model's) unless the amount falls inside the fund's margin, which random amounts "
+        "hardly do. The invariant is a second line behind the token balance."
+    ),
+    "liquidation-skips-health-check": (
+        "not credited to `healthy_account_cannot_be_liquidated`: on a healthy account the plan is empty, so "
+        "the engine still refuses, with another reason (\"liquidation: nothing to seize\"); the whole machine "
+        "catches the different reason, the invariant (which asserts on a successful liquidation or on the "
+        "healthy-account reason) sees a refusal."
+    ),
+    "lens-market-unaccrued-indexes": (
+        "**gap** in `accrued_views_match_model`: it compares `lens.market` only for the assets the step touched, "
+        "and every step that touches an asset accrues it in the same block, so stored and accrued-to-now indexes "
+        "coincide and a view that forgets to accrue is invisible to it. Reading an asset that was not touched "
+        "(or after a time step) would close the gap. `lens-market-swaps-indexes` is the visible variant."
+    ),
+    "lens-balances-nets-debt": (
+        "`views_never_revert` reads `lens.balances` on every 13th step, for the first touched account only, and "
+        "in practice hardly ever for a debtor (see the findings), so the underflow never ran in the targeted run. "
+        "The unit test `test_accounts_interest.py::test_health_counts_debt_accrued_to_now_without_any_transaction` "
+        "fails on it (run by hand against the mutant's copy; it is not in `run`'s test subset)."
+    ),
+    "lens-preview-skips-health-gate": (
+        "the targeted run passed: without the gate the preview runs the liquidation plan for healthy accounts, and "
+        "the plan itself comes out empty for them, so the view still answers (0, 0, 0) as the model does - "
+        "equivalent as far as the machine's states go (as `liquidation-skips-health-check` on the engine side). "
+        "`lens-balances-debt-rounds-down` is the view mutant aimed at `views_never_revert` instead. The lens unit "
+        "tests pass on it too: **survivor, probably equivalent** (not proven: no state was found in which the "
+        "plan of a healthy account is non-empty)."
+    ),
+    "liquidation-full-repay-leaves-shares": (
+        "targeted run passed (no full liquidation landed); its test run (tests/liquidation, -x) was stopped at "
+        "the session's time limit, so it is listed as a survivor until `run` completes on it."
+    ),
+    "repay-requires-initial-health": (
+        "repays are a few percent of the steps and the repaying account is rarely under initial margin or holding "
+        "a stale-priced asset at that moment: the targeted runs did not see a refused repay in 1,000 steps."
+    ),
+}
+
+_LIQ = ("the targeted run (1,000 dev steps) passed: a liquidation the mutant changes has to land, and "
+        "liquidations rarely succeed in the machine's sequences (docs/invariants.md; another branch is making "
+        "them land)")
+_SETTLE = ("a settlement has to land: an account whose collateral is worth less than the dust threshold while it "
+           "owes, which the machine's random sequences rarely build")
+# Why an aimed invariant is not credited yet, where the table's outcome
+# alone does not say it.
+INVARIANT_NOTES: dict[str, str] = {
+    "healthy_account_cannot_be_liquidated": "see the note on `liquidation-skips-health-check`",
+    "liquidation_stops_at_target": _LIQ,
+    "liquidation_never_lowers_solvent_health_ratio": _LIQ,
+    "full_liquidation_leaves_no_remainder": _LIQ,
+    "liquidation_leaves_no_collateral_dust": _LIQ,
+    "insurance_fund_drawn_before_loss_socialised": _SETTLE,
+    "socialised_loss_equals_debt_minus_fund_used": _SETTLE,
+    "settled_account_is_empty": _SETTLE,
+    "deposit_index_falls_only_by_socialised_loss": _SETTLE,
+    "borrows_never_exceed_deposits_after_borrow_withdraw_or_seize": "see the note on `withdraw-skips-liquidity-check`",
+    "accrued_views_match_model": "see the findings (sampled view checks) and the note on `lens-market-unaccrued-indexes`",
+    "views_never_revert": "see the findings (sampled view checks)",
+}
+
+# Targeted-run outcomes that mean the machine failed (the mutant is caught
+# by the machine) without crediting the invariant.
+MACHINE_FAIL = ("machine: expect/model", "machine: teardown", "machine: rule", "machine: error")
+
+
+def _status(r: dict | None) -> str:
+    """not run / caught / survived."""
+    if r is None:
+        return "not run"
+    targeted = r.get("targeted", {})
+    ran = r.get("invariant_runs") or r.get("tests") or targeted or r.get("seconds")
+    if not ran:
+        return "not run"
+    failed = (
+        r["invariants"] or r["tests"] or r["machine_other"]
+        or any(t["outcome"] == "caught" or t["outcome"] in MACHINE_FAIL for t in targeted.values())
+    )
+    return "caught" if failed else "survived"
+
+
+def _targeted_cell(m, r: dict | None) -> str:
+    if not m.invariants:
+        return "-"
+    targeted = (r or {}).get("targeted", {})
+    parts = []
+    for inv in m.invariants:
+        t = targeted.get(inv)
+        mark = "not run" if t is None else ("**caught**" if t["outcome"] == "caught" else t["outcome"])
+        parts.append(f"`{inv}`: {mark}")
+    return "<br>".join(parts)
+
+
 def write_report() -> None:
     results = load_results()
     names = invariant_names()
-    lines = [INTRO, "## Results", ""]
-    ran = [m for m in MUTANTS if m.name in results]
-    caught = [m for m in ran if results[m.name]["invariants"] or results[m.name]["tests"] or results[m.name]["machine_other"]]
+    variants = variant_checks()
+    status = {m.name: _status(results.get(m.name)) for m in MUTANTS}
+    ran = [m for m in MUTANTS if status[m.name] != "not run"]
+    caught = [m for m in ran if status[m.name] == "caught"]
+    credited: dict[str, list[str]] = {n: [] for n in names}
+    for m in MUTANTS:
+        r = results.get(m.name, {})
+        for inv, t in r.get("targeted", {}).items():
+            if t["outcome"] == "caught" and inv in credited:
+                credited[inv].append(m.name)
+        for inv in r.get("invariants", []):
+            # First to fail in a whole-machine run (`run`): its own assertion.
+            if inv in credited and m.name not in credited[inv]:
+                credited[inv].append(f"{m.name} (whole machine)")
+    lines = [INTRO, ATTRIBUTION, FINDINGS, "## Results", ""]
     lines.append(
         f"{len(MUTANTS)} mutants in the catalogue; {len(ran)} run; {len(caught)} caught; "
-        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet."
+        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet. "
+        f"{sum(1 for n in names if credited[n])} of {len(names)} named invariants credited (caught at least one mutant)."
     )
-    variants = variant_checks()
     lines.append(
         f"{sum(1 for m in MUTANTS if m.name in variants)} mutants are also deployed by an exploit module's "
         "vulnerable-variant check (last column), which runs in CI and shows the attack succeeds on them."
     )
-    lines += ["", "| mutant | file | bug | invariants that caught it | first failing test | s | vulnerable-variant check |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Columns: *targeted runs* - one machine run per aimed invariant, only that invariant checked "
+              "(`attribute`); *whole machine* - the first failures of the whole machine (`run`, every invariant "
+              "and the rule-level result checks on); *first failing test* - the regression and unit subset (`run`).",
+              "",
+              "| mutant | file | bug | targeted runs (aimed invariant: outcome) | whole machine: first failures "
+              "| first failing test | s | vulnerable-variant check |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in MUTANTS:
         r = results.get(m.name)
         shown = _cell(variants.get(m.name, []))
-        if r is None:
-            lines.append(f"| `{m.name}` | {m.file} | {m.description} | not run | not run | | {shown} |")
-            continue
-        inv = list(r["invariants"])
-        if r["machine_other"]:
-            inv.append(f"(machine: {r['machine_other']})")
-        tests = [t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]]
-        note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {_cell(inv)}{note} | {_cell(tests)} | {r['seconds']:.0f} | {shown} |")
-    tests_only = [m.name for m in ran if results[m.name]["tests"] and not results[m.name]["invariants"]
-                  and not results[m.name]["machine_other"] and results[m.name]["invariant_runs"]]
-    survived = [m.name for m in ran if m not in caught]
-    lines += ["", "Caught by the tests but not by the invariant machine at this budget "
-              "(candidates for a longer machine run or a new rule): " + (", ".join(f"`{n}`" for n in tests_only) or "none") + ".",
-              "", "Survived everything (a missing test): " + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
+        targeted = _targeted_cell(m, r)
+        if r is None or not (r.get("invariant_runs") or r.get("tests") or r.get("seconds")):
+            whole, tests, secs = "not run", "not run", ""
+        else:
+            inv = list(r["invariants"])
+            if r["machine_other"]:
+                inv.append(f"(machine: {r['machine_other']})")
+            note = f" ({r['note']})" if r.get("note") else ""
+            whole = (_cell(inv) if r.get("invariant_runs") else "not run") + note
+            tests = _cell([t.split("::")[0].rsplit("/", 1)[-1] + "::" + t.split("::")[-1] for t in r["tests"]])
+            secs = f"{r['seconds']:.0f}"
+        lines.append(f"| `{m.name}` | {m.file} | {m.description} | {targeted} | {whole} | {tests} | {secs} | {shown} |")
+    survived = [m.name for m in ran if status[m.name] == "survived"]
+    lines += ["", "Survived everything run on it (a missing test, or an equivalent mutant): "
+              + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
+    noted = [m for m in MUTANTS if m.name in NOTES]
+    if noted:
+        lines += ["", "### Notes on individual mutants", ""]
+        lines += [f"- `{m.name}`: {NOTES[m.name]}" for m in noted]
+    # Targeted outcomes in detail (the assertion that failed).
+    lines += ["", "### Targeted runs in detail", "",
+              "| mutant | invariant | outcome | failing check (exception) | s |", "| --- | --- | --- | --- | --- |"]
+    for m in MUTANTS:
+        for inv, t in results.get(m.name, {}).get("targeted", {}).items():
+            detail = t["detail"].replace("|", "\\|").replace("\n", " ")[:200] or "-"
+            lines.append(f"| `{m.name}` | `{inv}` | {t['outcome']} | {detail} | {t['seconds']:.0f} |")
     if names:
-        lines += ["", "## Invariants and the mutants they caught", "", "| invariant | mutants |", "| --- | --- |"]
+        lines += ["", "## Invariants and the mutants they catch", "",
+                  "Credited: a targeted run (only that invariant checked) failed with an AssertionError in the "
+                  "invariant's own frame; \"(whole machine)\": the invariant was the first to fail in a `run` with "
+                  "every invariant on.",
+                  "", "| invariant | mutants it catches | aimed at it, not credited (outcome) |", "| --- | --- | --- |"]
         for name in names:
-            hits = [m.name for m in ran if name in results[m.name]["invariants"]]
-            lines.append(f"| `{name}` | {_cell(hits)} |")
-        missed = [n for n in names if not any(n in results[m.name]["invariants"] for m in ran)]
-        lines += ["", f"Invariants no mutant run so far has tripped ({len(missed)} of {len(names)}): "
-                  + (", ".join(f"`{n}`" for n in missed) or "none") + "."]
+            missed = []
+            for m in MUTANTS:
+                t = results.get(m.name, {}).get("targeted", {}).get(name)
+                whole = name in results.get(m.name, {}).get("invariants", [])
+                if name in m.invariants and not whole and (t is None or t["outcome"] != "caught"):
+                    missed.append(f"`{m.name}` ({'not run' if t is None else t['outcome']})")
+            lines.append(f"| `{name}` | {_cell(credited[name])} | {'<br>'.join(missed) or '-'} |")
+        uncredited = [n for n in names if not credited[n]]
+        lines += ["", f"Not credited ({len(uncredited)} of {len(names)}):", ""]
+        for n in uncredited:
+            why = UNREACHABLE.get(n)
+            if why is None:
+                aimed = [m.name for m in MUTANTS if n in m.invariants]
+                why = ("no targeted run caught it yet (aimed: " + ", ".join(f"`{a}`" for a in aimed) + "; see the table)"
+                       if aimed else "no mutant aimed at it")
+                if n in INVARIANT_NOTES:
+                    why += "; " + INVARIANT_NOTES[n]
+            lines.append(f"- `{n}`: {why}.")
     DOC.write_text("\n".join(lines) + "\n")

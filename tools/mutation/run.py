@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -51,6 +52,9 @@ class Result:
     tests: list[str] = field(default_factory=list)  # failing test node ids
     seconds: float = 0.0
     note: str = ""
+    # Attribution (`attribute`): invariant -> {"outcome", "detail", "seconds"}
+    # of a machine run with only that invariant checked (XMARGIN_KEEP_GOING).
+    targeted: dict = field(default_factory=dict)
 
 
 def invariant_names() -> list[str]:
@@ -115,6 +119,74 @@ def run_tests(mutant_env: dict, timeout: int, result: Result, tests: tuple[str, 
         result.note = (result.note + f" pytest exit {code}").strip()
 
 
+# --------------------------------------------------------------- attribution
+# Wrapper and rule frames: a failure there is the rule-level result check
+# (the contract's result against the model's), not an invariant.
+RULE_FRAMES = re.compile(r"^(expect|agree|predict|do_\w+|refresh_config|publish|_accrue_first|_expect_keep_going)$")
+EXCEPTION_LINE = re.compile(r"^E[ \t]+([A-Za-z_][\w.]*(?:Error|Exception|Revert|Desync)\w*)\b:?[ \t]*(.*)$", re.MULTILINE)
+
+
+def classify(output: str, target: str) -> tuple[str, str]:
+    """(outcome, detail) of a failed machine run checking only `target`:
+    "caught" (an AssertionError, or the revert of a view it calls, raised in
+    the target's own frame), "machine:
+    expect/model" (a rule-level result check), "machine: teardown",
+    "machine: rule" (an assertion in tests/invariants/rules.py), or
+    "machine: error" (anything else, e.g. an exception in the target that is
+    not an assertion: not a catch)."""
+    frames = re.findall(r"tests/invariants/(\w+)\.py:\d+: in (\w+)", output)
+    excs = EXCEPTION_LINE.findall(output)
+    exc = f"{excs[-1][0]}: {excs[-1][1]}"[:240] if excs else "?"
+    if not frames:
+        return "machine: error", exc
+    module, func = frames[-1]
+    if module == "machine" and func == target:
+        # An assertion, or a revert of a view the invariant calls (views_never_revert).
+        hit = excs and excs[-1][0].endswith(("AssertionError", "BoaError"))
+        return ("caught" if hit else "machine: error"), exc
+    if any(f == "teardown" for _m, f in frames):
+        return "machine: teardown", f"{func}: {exc}"
+    if module == "machine" and RULE_FRAMES.match(func):
+        return "machine: expect/model", f"{func}: {exc}"
+    if module == "rules":
+        return "machine: rule", f"{func}: {exc}"
+    return "machine: error", f"{module}.{func}: {exc}"
+
+
+def attribute(mutant: Mutant, targets: list[str], timeout: int, keep_going: bool = True) -> dict:
+    """Runs the protocol machine once per target invariant, only that
+    invariant checked; returns {invariant: {"outcome", "detail", "seconds"}}."""
+    folder = materialise(mutant)
+    out = {}
+    for target in targets:
+        start = time.monotonic()
+        env = dict(os.environ, XMARGIN_CONTRACTS_DIR=str(folder), HYPOTHESIS_PROFILE="dev", XMARGIN_NO_SHRINK="1",
+                   XMARGIN_ONLY_INVARIANTS=target, XMARGIN_SKIP_INVARIANTS="")
+        if keep_going:
+            env["XMARGIN_KEEP_GOING"] = "1"
+        # A fresh example database: no failing sequence of another mutant is
+        # replayed first (hypothesis's reuse phase).
+        env["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="xmargin-attr-")
+        code, output = _pytest(["-x", INVARIANT_TEST], env, timeout)
+        if code == 0:
+            outcome, detail = "passed", ""
+        elif code == -1:
+            outcome, detail = "timeout", ""
+        else:
+            outcome, detail = classify(output, target)
+        out[target] = {"outcome": outcome, "detail": detail, "seconds": round(time.monotonic() - start, 1),
+                       "keep_going": keep_going}
+        print(f"  {mutant.name} / {target}: {outcome} {detail[:160]} ({out[target]['seconds']} s)", flush=True)
+    return out
+
+
+def save_targeted(name: str, targeted: dict) -> None:
+    results = load_results()
+    entry = results.setdefault(name, asdict(Result(mutant=name)))
+    entry.setdefault("targeted", {}).update(targeted)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
 def load_results() -> dict[str, dict]:
     if RESULTS.is_file():
         return json.loads(RESULTS.read_text())
@@ -139,6 +211,7 @@ def run(mutants: list[Mutant], rounds: int, invariant_timeout: int, test_timeout
             run_invariants(env, rounds, invariant_timeout, result)
         run_tests(env, test_timeout, result, tests)
         result.seconds = round(time.monotonic() - start, 1)
+        result.targeted = load_results().get(mutant.name, {}).get("targeted", {})
         save_result(result)
         caught = result.invariants or result.tests or result.machine_other
         print(f"{'caught' if caught else 'SURVIVED'} {mutant.name}: invariants={result.invariants} "
