@@ -105,16 +105,22 @@ replay: setup
 	python -m scripts.replay $(REPLAY_ARGS)
 
 # Statement coverage of the contracts (titanoboa's coverage.py plugin,
-# tools/coverage.ini) under the invariant machines and their regressions.
-# COVERAGE_TESTS widens it, e.g. `make coverage COVERAGE_TESTS=tests`;
-# HYPOTHESIS_PROFILE picks the step budget (default here: ci). The machines
+# tools/coverage.ini) under every titanoboa-based test: unit, liquidation,
+# exploits, differential, mock smoke tests, the invariant machines and their
+# regressions. The ape/anvil tests (integration, keeper, replay,
+# invariants/test_fork.py) run no contract code in titanoboa and are left
+# out. COVERAGE_TESTS narrows it, e.g. the machines only:
+# `make coverage COVERAGE_TESTS="tests/invariants/test_stateful.py tests/invariants/test_regressions.py"`.
+# HYPOTHESIS_PROFILE picks the step budget (default here: dev; coverage
+# slows py-evm several-fold, docs/invariants.md "Coverage"). The machines
 # run on py-evm here (coverage reads py-evm's pc traces), not on revm.
-COVERAGE_TESTS ?= tests/invariants/test_stateful.py tests/invariants/test_regressions.py
+COVERAGE_TESTS ?= tests/unit tests/liquidation tests/exploits tests/differential tests/mocks_smoke \
+	tests/invariants/test_stateful.py tests/invariants/test_regressions.py
 .PHONY: coverage
 coverage: setup
 	@mkdir -p out/coverage
 	python -m coverage erase --rcfile=tools/coverage.ini
-	XMARGIN_MACHINE_EVM=pyevm python -m coverage run --rcfile=tools/coverage.ini -m pytest -q -p no:cacheprovider $(COVERAGE_TESTS)
+	XMARGIN_MACHINE_EVM=pyevm HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-dev} python -m coverage run --rcfile=tools/coverage.ini -m pytest -q -p no:cacheprovider $(COVERAGE_TESTS)
 	python -m coverage report --rcfile=tools/coverage.ini
 	python -m coverage html --rcfile=tools/coverage.ini
 	@echo "coverage: HTML report in out/coverage/html/index.html"
