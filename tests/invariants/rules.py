@@ -597,6 +597,11 @@ class ProtocolMachine(MarketRules):
         self._push_under(account, ratio)
         return account
 
+    # One step in three may start a keeper (the step index is machine state,
+    # so hypothesis replays it): a keeper runs several steps, liquidations
+    # and flash liquidations are the costliest calls on py-evm, and a third
+    # already lands hundreds in the ci profile (docs/invariants.md).
+    @precondition(lambda self: self.step_index % 3 == 0)
     @rule(pick=picks, ratio=st.integers(50, 999), mode=modes, frac=fractions, flash=st.booleans(),
           liquidator=st.sampled_from(["liquidator", "attacker"]), size=st.integers(2, 7), mantissa=mantissas,
           settle=st.booleans())

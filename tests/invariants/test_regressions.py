@@ -122,3 +122,31 @@ def test_flash_liquidation_callback_cannot_read_health_mid_liquidation(machine):
     repaid, seized = step(m, m.do_liquidate, None, account, USDC, WETH, MAX_UINT, True)
     assert repaid > 0 and seized > 0
     assert m.w.flash.calls() == 1 and m.w.flash.reenter_ok() is False
+
+
+def test_socialised_loss_lowers_other_depositors_health_only_by_the_cut(machine):
+    """Found by `action_never_changes_another_accounts_health` once the
+    keeper rule made settlements land (session 4): a settlement that
+    socialises a loss cuts the deposit index of the asset, so every other
+    depositor of it loses collateral -- by design (`LossSocialised`,
+    `deposit_index_falls_only_by_socialised_loss`), not a cross-margin
+    leak. The isolation invariants now exempt exactly the depositors of the
+    cut assets on a settlement step; everyone else must stay unchanged."""
+    m = machine
+    step(m, m.do_deposit, "lender", 0, USDC, 10_000 * 10**6)
+    step(m, m.do_deposit, "trader", 0, WETH, 10**18)  # a bystander: no USDC deposit
+    step(m, m.do_deposit, "whale", 0, WETH, 10**18)  # $3,000
+    assert step(m, m.do_borrow, "whale", 0, USDC, 1_500 * 10**6) is not None
+    set_price(m, WETH, 300.0)
+    next_block(m)
+    account = (m.actor("whale"), 0)
+    assert m.health(account).liquidatable and not m.health(account).solvent
+    repaid, seized = step(m, m.do_liquidate, "liquidator", account, USDC, WETH, MAX_UINT)
+    assert repaid > 0 and m.model.account(*account).header.deposit_bitmap == 0
+    lender = (m.actor("lender"), 0)
+    bystander = (m.actor("trader"), 0)
+    before = m.health(lender), m.health(bystander)
+    events = step(m, m.do_settle, account)
+    assert "LossSocialised" in [name for name, _ in events]
+    assert m.health(lender).collateral[1] < before[0].collateral[1]
+    assert m.health(bystander) == before[1]
