@@ -6,7 +6,10 @@
   MarketRules      + price moves (small, crash, zero feed, stale feed,
                    refresh), time warps, parameter ramps
                    (configurator.set_risk_params), pause / unpause, accrue;
-  ProtocolMachine  + liquidations (plain and flash), bad-debt settlement.
+  ProtocolMachine  + liquidations (plain and flash), bad-debt settlement,
+                   and `keeper`: a composite rule that makes them land
+                   (liquidations open, a target pushed under, cool-off,
+                   a pair the model says lands; or bad debt settled).
 
 Rule arguments are small integers that pick among the model's current
 positions (so most actions target something that exists) and amounts
@@ -418,8 +421,8 @@ class ProtocolMachine(MarketRules):
     # -- keeper: liquidations and settlements that land ----------------------------------
     # The plain rules above mostly meet refusals (cool-off, healthy target,
     # pause, price grace): a liquidation needs several conditions at once,
-    # which random rule sequences rarely line up. The composite rules below
-    # line them up the way a keeper does, choosing with the model (never by
+    # which random rule sequences rarely line up. The composite `keeper` rule
+    # below lines them up the way a keeper does, choosing with the model (never by
     # trying the chain): wait out a liquidation pause and the price grace
     # with heartbeat rounds, push a debtor below maintenance with price
     # moves inside the feeds' answer bounds, wait a block for the cool-off,
@@ -576,7 +579,6 @@ class ProtocolMachine(MarketRules):
             role = "attacker" if role != "attacker" else "liquidator"
         return role, self.actor(role)
 
-    # -- rules ------------------------------------------------------------------------
     def _keeper_target(self, pick: int, ratio: int, size: int, mantissa: int):
         """An account the model says is liquidatable, else the weakest
         debtor prices can push under, pushed to a maintenance ratio of
@@ -597,6 +599,7 @@ class ProtocolMachine(MarketRules):
         self._push_under(account, ratio)
         return account
 
+    # -- rule -------------------------------------------------------------------------
     # One step in three may start a keeper (the step index is machine state,
     # so hypothesis replays it): a keeper runs several steps, liquidations
     # and flash liquidations are the costliest calls on py-evm, and a third
