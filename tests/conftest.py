@@ -42,21 +42,22 @@ def fresh_boa_env():
         yield
 
 
-# -- stateful-step summary: "stateful steps: N (machines: C CPU s, R steps per CPU second)"
+# -- stateful-step summary: "stateful steps: N (machines: C CPU s, R steps per CPU second);
+#    landed/attempts: liquidate L/A, flash_liquidate L/A, settle L/A"
 
 
 def pytest_sessionfinish(session):
     """An xdist worker hands its step count and CPU time to the controller."""
     output = getattr(session.config, "workeroutput", None)
     if output is not None:
-        output["stateful_steps"] = (steps.total(), steps.cpu_seconds())
+        output["stateful_steps"] = (steps.total(), steps.cpu_seconds(), dict(steps.outcomes()))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """xdist controller: sums the workers' steps."""
-    count, cpu = getattr(node, "workeroutput", {}).get("stateful_steps", (0, 0.0))
-    steps.add(count, cpu)
+    count, cpu, *outcomes = getattr(node, "workeroutput", {}).get("stateful_steps", (0, 0.0))
+    steps.add(count, cpu, outcomes[0] if outcomes else None)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -64,4 +65,6 @@ def pytest_terminal_summary(terminalreporter):
     if n:
         cpu = steps.cpu_seconds()
         rate = f", {n / cpu:.0f} steps per CPU second" if cpu else ""
-        terminalreporter.write_line(f"stateful steps: {n} (machines: {cpu:.0f} CPU s{rate})")
+        landed = steps.outcomes()
+        outcomes = f"; landed/attempts: {steps.summary(landed)}" if landed else ""
+        terminalreporter.write_line(f"stateful steps: {n} (machines: {cpu:.0f} CPU s{rate}){outcomes}")

@@ -614,6 +614,7 @@ class MarginMachine(RuleBasedStateMachine):
                 return self.engine.liquidate(owner, sub, ra.address, amount, za.address, 0)
 
         expected, got = self.expect(model, engine)
+        steps.outcome(step.kind, self.last.reason)
         if got is not None:
             repaid, seized, plan, _rs, _ss = expected
             self.agree(tuple(got) == (repaid, seized), (tuple(got), repaid, seized))
@@ -648,6 +649,7 @@ class MarginMachine(RuleBasedStateMachine):
             return self._events()
 
         expected, got = self.expect(model, engine)
+        steps.outcome("settle", self.last.reason)
         if got is not None:
             names = [n for n, _ in got]
             self.agree(names == [n for n, _ in expected], (names, expected))
@@ -938,7 +940,10 @@ class MarginMachine(RuleBasedStateMachine):
         liquidations can."""
         if self.last.kind in RISK_STEPS:
             return
+        cut = self._socialised_ids()
         for account, h in self._healths_now().items():
+            if cut and self._deposits_in(account, cut):
+                continue  # a socialised loss cuts every depositor of that asset (checked by the bad-debt invariants)
             before = self.last.healths_before.get(account)
             if before is None or not before.liquidatable:
                 assert not h.liquidatable, (self.last.kind, account, h.maintenance)
@@ -978,15 +983,30 @@ class MarginMachine(RuleBasedStateMachine):
         accrued = any(
             self.model.markets[i].deposit_index != di for i, (di, _bi) in self.last.indexes_before.items()
         )
+        cut = self._socialised_ids()
         for account, before in self.last.healths_before.items():
             if account in touched:
                 continue
             after = self._healths_now().get(account) or self.health(account)
             if accrued:
-                assert after.collateral[rm.MAINTENANCE] >= before.collateral[rm.MAINTENANCE], account
+                # A settlement's socialised loss cuts the deposit index: every
+                # depositor of that asset loses its share (exactly the
+                # LossSocialised cut: deposit_index_falls_only_by_socialised_loss).
+                if not (cut and self._deposits_in(account, cut)):
+                    assert after.collateral[rm.MAINTENANCE] >= before.collateral[rm.MAINTENANCE], account
                 assert after.debt == before.debt, account
             else:
                 assert after == before, account
+
+    def _socialised_ids(self) -> set[int]:
+        """Assets whose deposit index the last step cut (a settlement's LossSocialised)."""
+        if self.last.kind != "settle" or self.last.reason is not None:
+            return set()
+        return {self.model.asset_id(f["asset"]) for n, f in self.last.facts.get("events", []) if n == "LossSocialised"}
+
+    def _deposits_in(self, account, ids: set[int]) -> bool:
+        bitmap = self.model.account(*account).header.deposit_bitmap
+        return any(bitmap >> i & 1 for i in ids)
 
     @named_invariant()
     def healthy_account_cannot_be_liquidated(self):

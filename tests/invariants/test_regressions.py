@@ -122,3 +122,56 @@ def test_flash_liquidation_callback_cannot_read_health_mid_liquidation(machine):
     repaid, seized = step(m, m.do_liquidate, None, account, USDC, WETH, MAX_UINT, True)
     assert repaid > 0 and seized > 0
     assert m.w.flash.calls() == 1 and m.w.flash.reenter_ok() is False
+
+
+def test_socialised_loss_lowers_other_depositors_health_only_by_the_cut(machine):
+    """Found by `action_never_changes_another_accounts_health` once the
+    keeper rule made settlements land (session 4): a settlement that
+    socialises a loss cuts the deposit index of the asset, so every other
+    depositor of it loses collateral -- by design (`LossSocialised`,
+    `deposit_index_falls_only_by_socialised_loss`), not a cross-margin
+    leak. The isolation invariants now exempt exactly the depositors of the
+    cut assets on a settlement step; everyone else must stay unchanged."""
+    m = machine
+    step(m, m.do_deposit, "lender", 0, USDC, 10_000 * 10**6)
+    step(m, m.do_deposit, "trader", 0, WETH, 10**18)  # a bystander: no USDC deposit
+    step(m, m.do_deposit, "whale", 0, WETH, 10**18)  # $3,000
+    assert step(m, m.do_borrow, "whale", 0, USDC, 1_500 * 10**6) is not None
+    set_price(m, WETH, 300.0)
+    next_block(m)
+    account = (m.actor("whale"), 0)
+    assert m.health(account).liquidatable and not m.health(account).solvent
+    repaid, seized = step(m, m.do_liquidate, "liquidator", account, USDC, WETH, MAX_UINT)
+    assert repaid > 0 and m.model.account(*account).header.deposit_bitmap == 0
+    lender = (m.actor("lender"), 0)
+    bystander = (m.actor("trader"), 0)
+    before = m.health(lender), m.health(bystander)
+    events = step(m, m.do_settle, account)
+    assert "LossSocialised" in [name for name, _ in events]
+    assert m.health(lender).collateral[1] < before[0].collateral[1]
+    assert m.health(bystander) == before[1]
+
+
+def test_round_trip_in_one_asset_whose_deposit_emptied_the_wallet(machine):
+    """Found by the mutation runner's dev draws (on unmutated contracts): a
+    same-block round trip with the same asset on both legs deposited the
+    whole wallet, borrowed, then tried to repay all -- one unit more than
+    the borrow, as the debt rounds up once the borrow index is not 1 -- from
+    a wallet holding only the borrow, and the token refused. The actor now
+    leaves the debt open (the sub-account stays in use), and every invariant
+    holds."""
+    m = machine
+    lender, borrower = m.actor("lender"), m.actor("borrower")
+    # USDC lent out at 70% for a day (borrow index not 1); the lender keeps $10.
+    lent = m.wallet(lender, USDC) - 10 * 10**6
+    step(m, m.do_deposit, "lender", 0, USDC, lent)
+    step(m, m.do_deposit, "borrower", 0, WETH, m.wallet(borrower, WETH))
+    assert step(m, m.do_borrow, "borrower", 0, USDC, min(lent * 7 // 10, m.borrow_room("borrower", 0, USDC) * 9 // 10))
+    m.begin("warp")
+    m.warp(86_400 + 7)
+    m.refresh_feeds()  # heartbeats: fresh rounds at the new time
+    check(m)
+    step(m, m.same_block_round_trip, "lender", USDC, 2, 50, USDC, 101)  # $500 asked, $10 in the wallet
+    (sub,) = [s for s in range(7, 7 + 64) if m.model.account(lender, s).header.held_bitmap]
+    assert 0 < m.wallet(lender, USDC) < m.debt_of((lender, sub), USDC)
+    m.teardown()

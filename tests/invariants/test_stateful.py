@@ -15,7 +15,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.invariants import steps
-from tests.invariants.budget import MAX_SHARDS, machine_settings, seeded, shards
+from tests.invariants.budget import MAX_SHARDS, machine_settings, profile, seeded, shards
 from tests.invariants.rules import AccountRules, ProtocolMachine
 from tests.invariants.world import deploy_world
 from tests.revm_backend import revm_env
@@ -37,11 +37,30 @@ def run(machine_cls, budget: str, shard: int) -> None:
             run_state_machine_as_test(seeded(machine_cls, budget, shard), settings=machine_settings(budget, shard))
 
 
+# What each ci shard of the protocol machine must keep landing (the ci
+# profile is deterministic: every run replays the same sequences, so these
+# counts are the same on every machine). Floors about a third of the
+# measured counts (docs/invariants.md, "Volume: measured"): landed
+# liquidations, flash liquidations and settlements, and refusals of each
+# kind (the refusal paths must stay exercised too).
+CI_LANDED = {"liquidate": 40, "flash_liquidate": 20, "settle": 35}
+CI_REFUSED = {"liquidate": 20, "flash_liquidate": 15, "settle": 25}
+
+
 @pytest.mark.parametrize("shard", range(MAX_SHARDS))
 def test_protocol_invariants(shard):
     """Every rule: user actions, prices, time, ramps, pauses, liquidations
     (plain and flash) and bad-debt settlement."""
+    before = steps.outcomes()
     run(ProtocolMachine, "protocol", shard)
+    got = steps.outcomes() - before
+    print(f"\nprotocol machine shard {shard}: landed/attempts: {steps.summary(got)}; {dict(sorted(got.items()))}")
+    if profile() == "ci":
+        for kind, floor in CI_LANDED.items():
+            assert steps.landed(got, kind) >= floor, (kind, "landed", steps.landed(got, kind), floor, got)
+        for kind, floor in CI_REFUSED.items():
+            refused = steps.attempts(got, kind) - steps.landed(got, kind)
+            assert refused >= floor, (kind, "refused", refused, floor, got)
 
 
 @pytest.mark.parametrize("shard", range(2))
