@@ -18,6 +18,9 @@ from hypothesis import HealthCheck, settings
 from tests.invariants import steps
 
 settings.register_profile("dev", max_examples=20, deadline=None)
+# The mutation runner's machine runs (tools/mutation): dev's draws, a longer
+# machine budget (tests/invariants/budget.py).
+settings.register_profile("mutation", max_examples=20, deadline=None)
 settings.register_profile(
     "ci",
     max_examples=100,

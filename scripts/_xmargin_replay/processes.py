@@ -20,11 +20,14 @@ from typing import IO, Sequence
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM/SIGHUP exit through the normal unwinding (finally blocks run)."""
+    """SIGTERM/SIGHUP exit through the normal unwinding (finally blocks run);
+    SIGINT raises KeyboardInterrupt even when the replay was started with it
+    ignored (a shell's background job inherits SIGINT ignored)."""
 
     def _exit(signum, _frame):
         raise SystemExit(128 + signum)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit)
 

@@ -20,6 +20,8 @@ BUDGETS = {
     "dev": {"protocol": (20, 50, 1), "accounts": (10, 50, 1), "fork": (5, 40, 1)},
     "ci": {"protocol": (1_520, 50, 4), "accounts": (500, 50, 2), "fork": (30, 40, 1)},
     "nightly": {"protocol": (14_000, 50, 4), "accounts": (6_000, 50, 2), "fork": (250, 40, 1)},
+    # tools/mutation: one machine run per (mutant, invariant); ~10,000 steps.
+    "mutation": {"protocol": (200, 50, 1), "accounts": (100, 50, 1), "fork": (5, 40, 1)},
 }
 MAX_SHARDS = 4  # the test parametrisation; a profile may use fewer
 

@@ -191,12 +191,6 @@ class AccountRules(MarginMachine):
         borrow = self.borrow_room(role, sub, j) * borrow_frac // 1_000
         if borrow and self.do_borrow(role, sub, j, borrow) is not None:
             received[j] += borrow
-            if self.wallet(who, j) < self.debt_of((who, sub), j):
-                # The debt is rounded up (one unit over the borrow at most) and
-                # the deposit may have emptied the wallet in the same asset:
-                # the actor cannot repay all; the sub-account stays in use.
-                self.touch(dirty_assets, dirty_accounts)
-                return
             paid[j] += self.do_repay(role, role, sub, j, MAX_UINT)
             dirty_assets |= self.dirty_assets
         sent = self.do_withdraw(role, sub, i, MAX_UINT)

@@ -152,6 +152,13 @@ def test_socialised_loss_lowers_other_depositors_health_only_by_the_cut(machine)
     assert m.health(bystander) == before[1]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=Exception,
+    reason="harness bug, not fixed on main: the guard (leave the debt open when the wallet is short) "
+    "changes the ci sequences, and the new shard-0 sequence meets a flash liquidation whose "
+    "FlashLiquidator lacks the repaid token (docs/invariants.md, 'Failures found')",
+)
 def test_round_trip_in_one_asset_whose_deposit_emptied_the_wallet(machine):
     """Found by the mutation runner's dev draws (on unmutated contracts): a
     same-block round trip with the same asset on both legs deposited the

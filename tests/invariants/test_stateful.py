@@ -31,7 +31,13 @@ def machine_env() -> boa.Env:
 def run(machine_cls, budget: str, shard: int) -> None:
     if shard >= shards(budget):
         pytest.skip(f"the {budget} budget of this profile has {shards(budget)} shard(s)")
-    with boa.swap_env(machine_env()):
+    env = machine_env()
+    # boa's address generator is shared by every Env of a process: seed it
+    # per shard, so the world (every address) and hence the explored
+    # sequences do not depend on which tests ran before in this worker.
+    env.set_random_seed(f"xmargin-{budget}-{shard}")
+    env.eoa = env.generate_address("eoa")
+    with boa.swap_env(env):
         machine_cls.world = deploy_world()
         with steps.cpu_timer():
             run_state_machine_as_test(seeded(machine_cls, budget, shard), settings=machine_settings(budget, shard))

@@ -36,9 +36,11 @@ def test_shipped_abis_and_bytecode_match_the_compiler():
     assert (ABI_DIR / "KeeperFlashLiquidator.bin").read_text().strip() == bytecode
     assert load_abi("KeeperFlashLiquidator") == abi
     engine = compiled("contracts/MarginEngine.vy")[0] + compiled("contracts/MarginEngineExtension.vy")[0]
-    expected = {_sig(x) for x in engine if x["type"] not in ("constructor", "fallback")}
-    assert {_sig(x) for x in load_abi("MarginEngine")} == expected
-    assert load_abi("MarginLens") == compiled("contracts/MarginLens.vy")[0]
+    # keeper/abi/ holds tools/export_abi.py's files (sorted; the engine's with
+    # its constructor and fallback): the callable surface must be the compiler's.
+    callable_ = lambda abi: {_sig(x) for x in abi if x["type"] not in ("constructor", "fallback")}  # noqa: E731
+    assert callable_(load_abi("MarginEngine")) == callable_(engine)
+    assert callable_(load_abi("MarginLens")) == callable_(compiled("contracts/MarginLens.vy")[0])
 
 
 def test_flash_liquidation_without_inventory(fresh_chain, tmp_path):

@@ -72,8 +72,9 @@ action must return exactly the model's result or revert with exactly the
 model's reason). Neither says whether the invariant written for the bug
 would catch it. `attribute` asks that directly: each mutant names the
 invariants it is aimed at (`invariants` in the catalogue), and for each
-one the protocol machine runs (`HYPOTHESIS_PROFILE=dev`, 20 sequences of 50
-steps, no shrinking, `-x`) with
+one the protocol machine runs (`HYPOTHESIS_PROFILE=mutation`: 200 sequences
+of 50 steps on revm; rows taken before the end of session 4 used the dev
+profile, 20 sequences; no shrinking, `-x`) with
 
 - `XMARGIN_ONLY_INVARIANTS=<that invariant>`: no other invariant is
   checked (the teardown's direct calls of the storage, balance and bitmap
@@ -104,10 +105,11 @@ model did not predict outside `expect`, or a non-assertion error in the
 invariant). The keep-going machine passes on the unmutated contracts
 (checked with every invariant on and every result check strict).
 
-The dev profile draws new random sequences on every run, so a targeted
-result is one sample: `passed` means "not seen in 1,000 steps", not "cannot
-catch". A liquidation or settlement invariant needs a liquidation or
-settlement to land in those steps.
+These profiles draw new random sequences on every run, so a targeted
+result is one sample: `passed` means "not seen in 1,000 (dev) or 10,000
+(mutation profile) steps", not "cannot catch". A liquidation or settlement
+invariant needs a liquidation or settlement to land in those steps (the
+`keeper` rule makes them land since session 4).
 """
 
 

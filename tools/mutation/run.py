@@ -160,7 +160,7 @@ def attribute(mutant: Mutant, targets: list[str], timeout: int, keep_going: bool
     out = {}
     for target in targets:
         start = time.monotonic()
-        env = dict(os.environ, XMARGIN_CONTRACTS_DIR=str(folder), HYPOTHESIS_PROFILE="dev", XMARGIN_NO_SHRINK="1",
+        env = dict(os.environ, XMARGIN_CONTRACTS_DIR=str(folder), HYPOTHESIS_PROFILE="mutation", XMARGIN_NO_SHRINK="1",
                    XMARGIN_ONLY_INVARIANTS=target, XMARGIN_SKIP_INVARIANTS="")
         if keep_going:
             env["XMARGIN_KEEP_GOING"] = "1"
