@@ -189,10 +189,9 @@ NOTES: dict[str, str] = {
         "hardly do. The invariant is a second line behind the token balance."
     ),
     "liquidation-skips-health-check": (
-        "not credited to `healthy_account_cannot_be_liquidated`: on a healthy account the plan is empty, so "
-        "the engine still refuses, with another reason (\"liquidation: nothing to seize\"); the whole machine "
-        "catches the different reason, the invariant (which asserts on a successful liquidation or on the "
-        "healthy-account reason) sees a refusal."
+        "the first targeted run (1,000 dev steps) did not credit `healthy_account_cannot_be_liquidated` (on a "
+        "healthy account the plan is mostly empty, so the engine still refuses, with another reason: "
+        "\"liquidation: nothing to seize\"); the later run with the `keeper` rule did."
     ),
     "lens-market-unaccrued-indexes": (
         "**gap** in `accrued_views_match_model`: it compares `lens.market` only for the assets the step touched, "
@@ -215,8 +214,9 @@ NOTES: dict[str, str] = {
         "plan of a healthy account is non-empty)."
     ),
     "liquidation-full-repay-leaves-shares": (
-        "targeted run passed (no full liquidation landed); its test run (tests/liquidation, -x) was stopped at "
-        "the session's time limit, so it is listed as a survivor until `run` completes on it."
+        "targeted runs passed (1,000 and 10,000 steps, liquidations landing) and the test subset passed: a "
+        "survivor - a full repayment leaves a share remainder only when the repay buys fewer shares than the "
+        "account holds, which the tests' full liquidations do not hit; a test for it is missing."
     ),
     "repay-requires-initial-health": (
         "repays are a few percent of the steps and the repaying account is rarely under initial margin or holding "
@@ -224,11 +224,11 @@ NOTES: dict[str, str] = {
     ),
 }
 
-_LIQ = ("the targeted run (1,000 dev steps) passed: a liquidation the mutant changes has to land, and "
-        "liquidations rarely succeed in the machine's sequences (docs/invariants.md; another branch is making "
-        "them land)")
-_SETTLE = ("a settlement has to land: an account whose collateral is worth less than the dust threshold while it "
-           "owes, which the machine's random sequences rarely build")
+_LIQ = ("the targeted runs passed: 1,000 dev steps, then 10,000 (mutation profile) with the `keeper` rule "
+        "landing liquidations; the mutant's change did not show in the liquidations that landed (the keeper "
+        "rule's amounts rarely hit the mutated branch) - open")
+_SETTLE = ("the targeted run (10,000 steps, settlements landing) passed; the mutant is caught by "
+           "tests/liquidation/test_bad_debt.py - open for the invariant")
 # Why an aimed invariant is not credited yet, where the table's outcome
 # alone does not say it.
 INVARIANT_NOTES: dict[str, str] = {
