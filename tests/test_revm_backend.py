@@ -18,7 +18,7 @@ MAX_UINT = 2**256 - 1
 DAY = 86_400
 
 
-def _scenario() -> list:
+def _scenario(start: int) -> list:
     """Deposits, a borrow, a day of interest, a price move, a repay, a
     liquidation attempt and reverts, on the current env; returns every
     observation (results, asset words, positions, healths, events, revert
@@ -69,15 +69,8 @@ def _scenario() -> list:
     look("liquidate", result)
     look("liquidation events", sorted(type(x).__name__ for x in e.get_logs()))
     words()
-    look("block", (boa.env.timestamp - _start_time(), boa.env.evm.patch.block_number))
+    look("block", (boa.env.timestamp - start, boa.env.evm.patch.block_number))
     return seen
-
-
-_START: dict = {}
-
-
-def _start_time() -> int:
-    return _START["t"]
 
 
 def _run(env: boa.Env) -> list:
@@ -88,8 +81,7 @@ def _run(env: boa.Env) -> list:
     with boa.swap_env(env):
         boa.env.timestamp = 1_750_000_000  # the same clock on both (packed in the asset words too)
         boa.env.evm.patch.block_number = 100
-        _START["t"] = boa.env.timestamp
-        return _scenario()
+        return _scenario(boa.env.timestamp)
 
 
 def test_revm_observes_what_pyevm_observes():
