@@ -261,7 +261,9 @@ def liquidate(
 
             When the two assets are the same, `receiver` is the caller and
             `data` is empty, only the net amount moves (seized - repaid out,
-            or repaid - seized in).
+            or repaid - seized in). Otherwise the seized tokens leave first,
+            so with the same asset the pool must cover them before the
+            repayment arrives ("market: insufficient liquidity").
 
             Flash liquidation: with non-empty `data`, the seized tokens are
             sent to `receiver` first, then the engine calls
@@ -335,7 +337,16 @@ def liquidate(
     if not p.seize_all:
         seized_shares = min(fixed_point.mul_div_up(p.seize, ledger.WAD, m.deposit_index), seized_shares)
     total_shares: uint256 = m.deposit_shares - seized_shares
-    if m.borrow_shares != 0:
+    # Same asset, same party, no callback: only the net flow moves below.
+    nets: bool = id_s == id_r and len(data) == 0 and receiver == msg.sender
+    if id_s == id_r and not nets:
+        # The seized tokens leave before the repayment arrives: the pool must
+        # pay them with the repaid debt still lent out (rounded up, as a
+        # borrow). `borrow_index` is this asset's, accrued above.
+        assert fixed_point.mul_div_down(total_shares, m.deposit_index, ledger.WAD) >= fixed_point.mul_div_up(
+            m.borrow_shares + repaid_shares, borrow_index, ledger.WAD
+        ), "market: insufficient liquidity"
+    elif m.borrow_shares != 0:
         # _accrue read the borrow index because the asset has borrows.
         assert fixed_point.mul_div_down(total_shares, m.deposit_index, ledger.WAD) >= fixed_point.mul_div_up(
             m.borrow_shares, m.borrow_index, ledger.WAD
@@ -346,7 +357,7 @@ def liquidate(
         header &= ~(1 << id_s)
     ledger._headers[key] = header
 
-    if len(data) == 0 and repay_asset == seize_asset and receiver == msg.sender:
+    if nets:
         # Same asset, same party: only the net flow moves, so a pool lent out
         # to its last unit can still be liquidated (the repayment funds the
         # seizure) and the liquidator needs no inventory when seized >= repay.

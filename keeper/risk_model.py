@@ -2096,9 +2096,15 @@ class ProtocolReplica:
         *,
         paused_until: int = 0,
         recently_stale_ids: Iterable[int] = (),
+        nets_same_asset: bool = True,
     ) -> tuple[int, int, Plan, int, int]:
         """``MarginEngine.liquidate`` without a sequencer feed (L1): the
         asserts in the engine's order, the plan, then the share changes.
+        ``nets_same_asset``: the call moves only the net flow when the two
+        assets are the same (receiver = caller, empty ``data``: the engine's
+        defaults); False for a flash liquidation or another receiver, where
+        the seized tokens leave before the repayment arrives and the
+        liquidity check counts the repaid debt as still lent out.
         Returns (repaid token units, seized token units to the liquidator,
         plan, repaid borrow shares, seized deposit shares)."""
         if _norm(liquidator) == _norm(owner):
@@ -2145,7 +2151,10 @@ class ProtocolReplica:
         held = acc.position(id_s).deposit_shares
         seized_shares = held if p.seize_all else min(mul_div_up(p.seize, WAD, di), held)
         total_shares = _sub(ms.deposit_shares, seized_shares)
-        if ms.borrow_shares != 0:
+        if id_s == id_r and not nets_same_asset:
+            if mul_div_down(total_shares, di, WAD) < mul_div_up(ms.borrow_shares + repaid_shares, bi, WAD):
+                raise VyperRevert("market: insufficient liquidity")
+        elif ms.borrow_shares != 0:
             if mul_div_down(total_shares, di, WAD) < mul_div_up(ms.borrow_shares, bi_s, WAD):
                 raise VyperRevert("market: insufficient liquidity")
         ms._set_totals(total_shares, ms.borrow_shares)

@@ -605,6 +605,7 @@ class MarginMachine(RuleBasedStateMachine):
             return self.model.liquidate(
                 liquidator, owner, sub, r, amount, z, 0, prices, now, blk, self.dust,
                 paused_until=self.paused_until, recently_stale_ids=self.recently_stale_ids(),
+                nets_same_asset=not flash,
             )
 
         def engine():

@@ -191,6 +191,12 @@ class AccountRules(MarginMachine):
         borrow = self.borrow_room(role, sub, j) * borrow_frac // 1_000
         if borrow and self.do_borrow(role, sub, j, borrow) is not None:
             received[j] += borrow
+            if self.wallet(who, j) < self.debt_of((who, sub), j):
+                # The debt rounds up past the borrow and the deposit took the
+                # rest of the wallet: the actor cannot close the trip; the
+                # debt stays open (the sub-account stays in use).
+                self.touch(dirty_assets | self.dirty_assets, dirty_accounts | self.dirty_accounts)
+                return
             paid[j] += self.do_repay(role, role, sub, j, MAX_UINT)
             dirty_assets |= self.dirty_assets
         sent = self.do_withdraw(role, sub, i, MAX_UINT)
@@ -527,9 +533,9 @@ class ProtocolMachine(MarketRules):
             self.warp(12)
             self._checkpoint()
 
-    def _landing_pairs(self, account, liquidator: str, amount_of) -> list[tuple[int, int, int]]:
+    def _landing_pairs(self, account, liquidator: str, amount_of, flash: bool) -> list[tuple[int, int, int]]:
         """(repay id, seize id, amount) of every pair the model says lands
-        now (amount_of(r) is the request for repay asset r)."""
+        now, plain or flash (amount_of(r) is the request for repay asset r)."""
         hdr = self.model.account(*account).header
         now, blk, prices = self.now(), self.block(), self.prices()
         out = []
@@ -539,7 +545,8 @@ class ProtocolMachine(MarketRules):
                 with self.scratch() as shadow:
                     _plan, reason = predict(lambda: shadow.liquidate(
                         liquidator, *account, r, amount, z, 0, prices, now, blk, self.dust,
-                        paused_until=self.paused_until, recently_stale_ids=self.recently_stale_ids()))
+                        paused_until=self.paused_until, recently_stale_ids=self.recently_stale_ids(),
+                        nets_same_asset=not flash))
                 if reason is None:
                     out.append((r, z, amount))
         return out
@@ -631,7 +638,7 @@ class ProtocolMachine(MarketRules):
             return
         self._cool_off(account)
         role, address = self._liquidator(account, flash, liquidator)
-        pairs = self._landing_pairs(account, address, lambda r: fraction(self.debt_of(account, r), mode, frac))
+        pairs = self._landing_pairs(account, address, lambda r: fraction(self.debt_of(account, r), mode, frac), flash)
         if pairs:
             r, z, amount = pairs[pick % len(pairs)]
         else:
@@ -664,7 +671,7 @@ class ProtocolMachine(MarketRules):
                 if value(account) < self.dust:
                     break
                 role, address = self._liquidator(account, flash, "liquidator")
-                pairs = self._landing_pairs(account, address, lambda r: MAX_UINT)
+                pairs = self._landing_pairs(account, address, lambda r: MAX_UINT, flash)
                 if not pairs:
                     break
                 price = self.prices()

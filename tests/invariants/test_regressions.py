@@ -152,13 +152,6 @@ def test_socialised_loss_lowers_other_depositors_health_only_by_the_cut(machine)
     assert m.health(bystander) == before[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="harness bug, not fixed on main: the guard (leave the debt open when the wallet is short) "
-    "changes the ci sequences, and the new shard-0 sequence meets a flash liquidation whose "
-    "FlashLiquidator lacks the repaid token (docs/invariants.md, 'Failures found')",
-)
 def test_round_trip_in_one_asset_whose_deposit_emptied_the_wallet(machine):
     """Found by the mutation runner's dev draws (on unmutated contracts): a
     same-block round trip with the same asset on both legs deposited the
@@ -182,3 +175,30 @@ def test_round_trip_in_one_asset_whose_deposit_emptied_the_wallet(machine):
     (sub,) = [s for s in range(7, 7 + 64) if m.model.account(lender, s).header.held_bitmap]
     assert 0 < m.wallet(lender, USDC) < m.debt_of((lender, sub), USDC)
     m.teardown()
+
+
+def test_same_asset_flash_liquidation_of_a_lent_out_pool_is_refused_by_the_engine(machine):
+    """Found by a CI run of protocol shard 0 (session 4): a flash
+    liquidation repaying WETH and seizing WETH, in a WETH pool lent out
+    almost to its last unit, failed inside the token ("ERC20: insufficient
+    balance"): with a callback the seized tokens leave before the
+    repayment arrives, and the engine's liquidity check had already counted
+    the repaid debt as returned. The engine now counts it as still lent out
+    on that path and refuses with "market: insufficient liquidity" (the
+    model predicts it); the plain liquidation of the same pair nets the two
+    legs and lands."""
+    m = machine
+    step(m, m.do_deposit, "lender", 0, WETH, 20 * 10**18)
+    step(m, m.do_deposit, "borrower", 0, WETH, 10 * 10**18)
+    step(m, m.do_deposit, "borrower", 0, WBTC, 10**8)  # $60,000
+    assert step(m, m.do_borrow, "borrower", 0, WETH, 20 * 10**18) is not None
+    step(m, m.do_deposit, "whale", 0, USDC, 1_000_000 * 10**6)
+    assert step(m, m.do_borrow, "whale", 0, WETH, 99 * 10**17) is not None  # 0.1 WETH left in the pool
+    account = (m.actor("borrower"), 0)
+    set_price(m, WBTC, 40_000.0)  # collateral 70,000: maintenance 59,500 < 66,000, solvent
+    next_block(m)
+    assert m.health(account).liquidatable and m.health(account).solvent
+    assert step(m, m.do_liquidate, None, account, WETH, WETH, 10**18, True) is None
+    assert m.last.reason == "market: insufficient liquidity"
+    repaid, seized = step(m, m.do_liquidate, "liquidator", account, WETH, WETH, 10**18)
+    assert seized > repaid > 0

@@ -15,7 +15,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.invariants import steps
-from tests.invariants.budget import MAX_SHARDS, machine_settings, profile, seeded, shards
+from tests.invariants.budget import MAX_SHARDS, fixed_constant_pool, machine_settings, profile, seeded, shards
 from tests.invariants.rules import AccountRules, ProtocolMachine
 from tests.invariants.world import deploy_world
 from tests.revm_backend import revm_env
@@ -39,7 +39,7 @@ def run(machine_cls, budget: str, shard: int) -> None:
     env.eoa = env.generate_address("eoa")
     with boa.swap_env(env):
         machine_cls.world = deploy_world()
-        with steps.cpu_timer():
+        with steps.cpu_timer(), fixed_constant_pool():
             run_state_machine_as_test(seeded(machine_cls, budget, shard), settings=machine_settings(budget, shard))
 
 

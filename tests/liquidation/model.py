@@ -601,11 +601,14 @@ class State:
         p.to_insurance = (p.seize - base) * s.params.insurance_share // WAD if p.seize > base else 0
 
     def liquidate(
-        self, owner: str, sub: int, id_r: int, id_s: int, requested: int, min_seize: int = 0
+        self, owner: str, sub: int, id_r: int, id_s: int, requested: int, min_seize: int = 0,
+        nets_same_asset: bool = True,
     ) -> LiquidationResult:
         """MarginEngine.liquidate after its access/delay checks (self-
         liquidation, bitmaps, cool-off, pause, sequencer, oracle, grace are
-        the tests' business). Mutates the state like the engine."""
+        the tests' business). Mutates the state like the engine.
+        `nets_same_asset` False: a flash liquidation or another receiver,
+        where the seized tokens leave before the repayment arrives."""
         require(requested != 0, "liquidation: zero repay amount")
         header = self.header(owner, sub)
         require((header >> (64 + id_r)) & 1 != 0, "liquidation: no debt in repay asset")
@@ -635,7 +638,14 @@ class State:
         # A plan taking the whole deposit (stored index) burns every share.
         seized_shares = pos[0] if p.seize_all else min(mdu(p.seize, WAD, di), pos[0])
         total_shares = s.ds - seized_shares
-        if s.bs != 0:
+        if id_s == id_r and not nets_same_asset:
+            # Same asset, both legs moving: the pool pays the seizure with the
+            # repaid debt still lent out.
+            require(
+                mdd(total_shares, di, WAD) >= mdu(s.bs + repaid_shares, bi, WAD),
+                "market: insufficient liquidity",
+            )
+        elif s.bs != 0:
             require(
                 mdd(total_shares, di, WAD) >= mdu(s.bs, s.borrow_index_now(self.now), WAD),
                 "market: insufficient liquidity",

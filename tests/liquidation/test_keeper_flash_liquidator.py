@@ -130,7 +130,7 @@ def test_same_asset_flash_liquidation_skips_the_swap(env):
     set_prices(env, USDC=0.45)
     env.alice = bob
     state = load_state(env, [bob])
-    expected = state.liquidate(str(bob), 0, env.weth.id, env.weth.id, MAX_UINT)
+    expected = state.liquidate(str(bob), 0, env.weth.id, env.weth.id, MAX_UINT, nets_same_asset=False)
     repaid, profit = flash_liquidate(env, repay="weth", seize="weth")
     assert (repaid, profit) == (expected.repaid, expected.to_liquidator - expected.repaid)
     assert profit > 0

@@ -11,8 +11,18 @@ transfer failed though the net flow fit the pool's liquidity.)
 from __future__ import annotations
 
 import boa
+import pytest
 
-from tests.liquidation.helpers import checked_liquidation, deploy_env, open_account, set_prices
+from tests.liquidation.helpers import (
+    checked_liquidation,
+    deploy_env,
+    deposit,
+    load_state,
+    next_block,
+    open_account,
+    set_prices,
+)
+from tests.liquidation.model import ModelRevert
 
 
 def nearly_lent_out_weth_pool():
@@ -52,10 +62,34 @@ def test_same_asset_liquidation_needs_no_inventory_when_it_nets_out():
 
 def test_same_asset_liquidation_to_another_receiver_moves_both_legs():
     """With another receiver both legs move: the seizure first, which this
-    pool cannot pay before the repayment arrives."""
+    pool cannot pay before the repayment arrives. The engine refuses it by
+    its own liquidity check (counting the repaid debt as still lent out),
+    not by the token's transfer failing; the reference model predicts it."""
     env, alice = nearly_lent_out_weth_pool()
     receiver = boa.env.generate_address("receiver")
     env.p.fund(env.liquidator, env.weth, env.weth.units(1))
+    state = load_state(env, [alice])
+    with pytest.raises(ModelRevert, match="market: insufficient liquidity"):
+        state.copy().liquidate(str(alice), 0, env.weth.id, env.weth.id, env.weth.units(1), nets_same_asset=False)
+    # The netting call of the same request lands (the test above).
+    state.copy().liquidate(str(alice), 0, env.weth.id, env.weth.id, env.weth.units(1))
     with boa.env.prank(env.liquidator):
-        with boa.reverts():
+        with boa.reverts("market: insufficient liquidity"):
             env.engine.liquidate(alice, 0, env.weth.address, env.weth.units(1), env.weth.address, 0, receiver)
+
+
+def test_same_asset_liquidation_to_another_receiver_lands_when_the_pool_pays_first():
+    """The same two-leg liquidation lands once the pool holds the seizure
+    before the repayment: a lender adds 5 WETH."""
+    env, alice = nearly_lent_out_weth_pool()
+    deposit(env, env.lender, "WETH", env.weth.units(5))
+    next_block()
+    receiver = boa.env.generate_address("receiver")
+    state = load_state(env, [alice])
+    expected = state.liquidate(str(alice), 0, env.weth.id, env.weth.id, env.weth.units(1), nets_same_asset=False)
+    env.p.fund(env.liquidator, env.weth, env.weth.units(1))
+    with boa.env.prank(env.liquidator):
+        got = env.engine.liquidate(alice, 0, env.weth.address, env.weth.units(1), env.weth.address, 0, receiver)
+    assert tuple(got) == (expected.repaid, expected.to_liquidator)
+    assert weth_balance(env, receiver) == expected.to_liquidator
+    assert weth_balance(env, env.liquidator) == 0
