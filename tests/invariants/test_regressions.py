@@ -202,3 +202,42 @@ def test_same_asset_flash_liquidation_of_a_lent_out_pool_is_refused_by_the_engin
     assert m.last.reason == "market: insufficient liquidity"
     repaid, seized = step(m, m.do_liquidate, "liquidator", account, WETH, WETH, 10**18)
     assert seized > repaid > 0
+
+
+def test_capped_liquidation_ends_above_target_by_the_interest_its_accrual_credits(machine):
+    """Found by `liquidation_stops_at_target` in a ci shard (session 5, once
+    the keeper rule targeted barely liquidatable accounts): health values a
+    deposit at its market's stored index, and the liquidation accrues the
+    seized asset first, so the deposit left is credited the interest earned
+    since the last accrual and liquidation-end health ends above the target
+    by more than one seized unit (there: 205 USDT units). Not a contract
+    bug; the documented bound is one seized unit plus that credited
+    interest, which the invariant now checks."""
+    m = machine
+    step(m, m.do_deposit, "lender", 0, USDC, 1_000_000 * 10**6)
+    step(m, m.do_deposit, "lender", 0, WETH, 100 * 10**18)
+    step(m, m.do_deposit, "borrower", 0, WETH, 10 * 10**18)
+    assert step(m, m.do_borrow, "borrower", 0, USDC, 20_000 * 10**6) is not None  # USDC earns interest
+    step(m, m.do_deposit, "trader", 0, USDC, 100_000 * 10**6)
+    assert step(m, m.do_borrow, "trader", 0, WETH, 20 * 10**18) is not None
+    m.begin("warp")
+    m.warp(30 * 86_400)
+    m.refresh_feeds()  # fresh rounds; USDC stays unaccrued for 30 days
+    check(m)
+    m.begin("warp")
+    m.warp(1_801)  # past the price grace period the stale stretch opened
+    m.refresh_feeds()
+    check(m)
+    set_price(m, WETH, 4_400.0)  # maintenance 95,000 < 96,800; liquidation end 92,500 < 101,200
+    next_block(m)
+    account = (m.actor("trader"), 0)
+    stored = m.model.markets[USDC].deposit_index
+    assert m.health(account).liquidatable
+    got = step(m, m.do_liquidate, "liquidator", account, WETH, USDC, MAX_UINT)
+    assert got is not None, m.last.reason
+    f = m.last.facts
+    assert 0 < f["plan"].repay < f["debt_r"] and f["plan"].seize < f["deposit_z"]  # capped by the target
+    credited = m.deposit_of(account, USDC) - (f["deposit_z"] - f["plan"].seize)
+    assert m.model.markets[USDC].deposit_index > stored  # the liquidation accrued USDC
+    unit_value = m.prices()[USDC].price * 925 * 10**15  # one USDC unit at aw_LE 0.925, x 1e36
+    assert credited > 1 and f["after"].liquidation_end * 10**36 > unit_value  # over the bare one-unit bound

@@ -375,3 +375,24 @@ def test_dust_threshold_is_per_deployment():
     expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH")
     assert expected.repaid == plan.target_cap and expected.seized < 10**17
     assert env.engine.position(owner, 0, env.weth.address)[0] == 10**17 - expected.seized
+
+
+def test_preview_of_a_healthy_account_below_its_liquidation_end_target_is_empty():
+    """Found by the mutation table (`lens-preview-skips-health-gate`
+    survived every test): at WETH $1,750 an account with 10 WETH and 13,000
+    USDC of debt is healthy at maintenance (8.5 * 1,750 - 1.1 * 13,000 =
+    +575) but below its liquidation-end target (8.25 * 1,750 - 1.15 *
+    13,000 = -512.5), so the liquidation plan alone is not empty. The
+    engine refuses the liquidation, and the lens preview must answer
+    (0, 0, 0) rather than quote that plan."""
+    env = deploy_env()
+    alice = open_account(env, "alice", {"WETH": 10}, {"USDC": 13_000})
+    set_prices(env, WETH=1750)
+    _initial, maintenance, valid = env.engine.health(alice, 0)
+    assert valid and maintenance == 575 * WAD
+    h = env.engine.weighted_health(alice, 0, 2**64 - 1, 14)  # maintenance, liquidation end, value
+    assert (h.collateral[2], h.debt[2]) == (17_500 * AW_LE, 13_000 * LW_LE)
+    assert h.collateral[2] < h.debt[2]  # below the target: a gate-less preview would quote a plan
+    assert tuple(lens_preview(env, alice, 0, "USDC", "WETH")) == (0, 0, 0)
+    with boa.reverts("liquidation: account is healthy"):
+        liquidate(env, env.liquidator, alice, "USDC", MAX_UINT, "WETH")

@@ -529,6 +529,46 @@ MUTANTS: tuple[Mutant, ...] = (
         ("socialised_loss_equals_debt_minus_fund_used",),
     ),
     Mutant(
+        "liquidation-seize-all-leaves-shares",
+        ENGINE,
+        "    if not p.seize_all:\n        seized_shares = min(",
+        "    if True:\n        seized_shares = min(",
+        "A liquidation that takes the whole deposit burns only the shares its amount buys at the accrued index, "
+        "leaving a remainder of deposit shares.",
+        "full liquidation leaves no remainder",
+        ("full_liquidation_leaves_no_remainder",),
+    ),
+    Mutant(
+        "view-accrual-elapsed-wraps-daily",
+        INTEREST,
+        "        block.timestamp - last,\n    )",
+        "        (block.timestamp - last) % 86400,\n    )",
+        "The accrued-to-now views count the time since the last accrual modulo a day, so an unaccrued debt "
+        "shown by the lens falls when a day boundary passes.",
+        "debt never falls with time alone",
+        ("debt_never_falls_with_time_alone",),
+    ),
+    Mutant(
+        "accrual-returns-stale-deposit-index",
+        LEDGER,
+        "            self._market_a[id] = (a & ~MASK96) | new_di\n            m.deposit_index = new_di\n",
+        "            self._market_a[id] = (a & ~MASK96) | new_di\n",
+        "The call that accrues a market stores the new deposit index but prices its own action at the old one, "
+        "so an action's result depends on whether someone accrued first in the same block.",
+        "accruing first never changes results",
+        ("accruing_first_never_changes_results",),
+    ),
+    Mutant(
+        "solvency-cap-in-token-units-skipped",
+        LIQUIDATION,
+        "    if aw != 0 and p.repay != 0:\n        # The solvency cap in token units.",
+        "    if False:\n        # The solvency cap in token units.",
+        "The plan skips the solvency cap in token units (the share and value roundings), keeping only the "
+        "bonus's cap in value.",
+        "liquidation never lowers a solvent account's health ratio",
+        ("liquidation_never_lowers_solvent_health_ratio",),
+    ),
+    Mutant(
         "liquidation-settings-view-misreads-grace",
         ENGINE,
         "    return settings & ledger.MASK128, (settings >> 128) & ledger.MASK32, settings >> 160",

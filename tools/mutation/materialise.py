@@ -23,7 +23,10 @@ from tools.mutation.catalogue import Mutant
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 MUTANTS_DIR_ENV = "XMARGIN_MUTANTS_DIR"
-DEPLOYABLES = ("MarginConfigurator.vy", "MarginEngine.vy", "MarginEngineExtension.vy", "MarginLens.vy")
+# Every top-level contract: a mutant's copy must hold each one whose import
+# closure holds the mutated file (a deployable missing here would be taken
+# unmutated from contracts/, and its mutants would silently do nothing).
+DEPLOYABLES = tuple(sorted(p.name for p in CONTRACTS.glob("*.vy")))
 # `from .modules import ledger`, `from . import margin`, `from ..interfaces import IAggregatorV3`
 IMPORT = re.compile(r"^from\s+(\.+)([\w.]*)\s+import\s+(\w+)", re.MULTILINE)
 

@@ -171,16 +171,26 @@ UNREACHABLE = {
     ),
 }
 
+# Mutants proven equivalent (no state tells them from the contracts): kept in
+# the catalogue as documentation, left out of "every mutant is caught".
+EQUIVALENT: dict[str, str] = {
+    "health-initial-uses-maintenance-weight": (
+        "dead code: it mutates the INITIAL branch of `margin.weights`, which no contract calls (initial health "
+        "takes its weights from `margin.health_weights`; the liquidation module asks `weights` only for "
+        "MAINTENANCE and LIQUIDATION_END)"
+    ),
+    "liquidation-full-repay-leaves-shares": (
+        "the removed branch never changes the result: a full repayment repays D = ceil(s * bi / WAD) for s "
+        "borrow shares, and floor(D * WAD / bi) = s exactly whenever bi >= WAD (D >= s * bi / WAD gives >= s; "
+        "D < s * bi / WAD + 1 gives < s + WAD / bi <= s + 1). The borrow index starts at WAD and never falls "
+        "(`borrow_index_never_falls`), so the rounded-down share count already burns every share; the branch "
+        "is defensive. The live full-liquidation mutant is `liquidation-seize-all-leaves-shares`"
+    ),
+}
+
 # What a targeted run's outcome means for a mutant, where it needs saying
 # (equivalent mutants, gaps found, why an aimed invariant did not fire).
 NOTES: dict[str, str] = {
-    "health-initial-uses-maintenance-weight": (
-        "**equivalent mutant** (dead code): it mutates the INITIAL branch of `margin.weights`, which no contract "
-        "calls - initial health takes its weights from `margin.health_weights` (size tiers), and the liquidation "
-        "module asks `weights` only for MAINTENANCE and LIQUIDATION_END. The targeted run passes for that reason. "
-        "`health-weights-initial-uses-maintenance` mutates the live line instead. (The dead INITIAL branch of "
-        "`weights` could be removed.)"
-    ),
     "withdraw-skips-liquidity-check": (
         "not credited to `borrows_never_exceed_deposits_after_borrow_withdraw_or_seize`: paying out lent-out "
         "deposits needs cash the engine does not hold - its token balance is deposits - borrows + the insurance "
@@ -206,17 +216,13 @@ NOTES: dict[str, str] = {
         "fails on it (run by hand against the mutant's copy; it is not in `run`'s test subset)."
     ),
     "lens-preview-skips-health-gate": (
-        "the targeted run passed: without the gate the preview runs the liquidation plan for healthy accounts, and "
-        "the plan itself comes out empty for them, so the view still answers (0, 0, 0) as the model does - "
-        "equivalent as far as the machine's states go (as `liquidation-skips-health-check` on the engine side). "
-        "`lens-balances-debt-rounds-down` is the view mutant aimed at `views_never_revert` instead. The lens unit "
-        "tests pass on it too: **survivor, probably equivalent** (not proven: no state was found in which the "
-        "plan of a healthy account is non-empty)."
-    ),
-    "liquidation-full-repay-leaves-shares": (
-        "targeted runs passed (1,000 and 10,000 steps, liquidations landing) and the test subset passed: a "
-        "survivor - a full repayment leaves a share remainder only when the repay buys fewer shares than the "
-        "account holds, which the tests' full liquidations do not hit; a test for it is missing."
+        "not equivalent, though session 4 took it for one: an account healthy at maintenance but below its "
+        "liquidation-end target (the midpoint of initial and maintenance) has a non-empty plan, which a "
+        "gate-less preview quotes while the engine refuses. Session 4 recorded it as a survivor; re-run in "
+        "session 5 (why the earlier run missed it was not established), the first failing test is "
+        "`test_liquidation_amounts.py::test_preview_is_zero_when_not_liquidatable_and_ignores_delays`, and "
+        "`test_liquidation_target.py::test_preview_of_a_healthy_account_below_its_liquidation_end_target_is_empty` "
+        "(10 WETH / 13,000 USDC at WETH $1,750: maintenance +575, liquidation end -512.5) fails on it too."
     ),
     "repay-requires-initial-health": (
         "repays are a few percent of the steps and the repaying account is rarely under initial margin or holding "
@@ -251,8 +257,10 @@ INVARIANT_NOTES: dict[str, str] = {
 MACHINE_FAIL = ("machine: expect/model", "machine: teardown", "machine: rule", "machine: error")
 
 
-def _status(r: dict | None) -> str:
-    """not run / caught / survived."""
+def _status(r: dict | None, name: str = "") -> str:
+    """not run / caught / survived / equivalent."""
+    if name in EQUIVALENT:
+        return "equivalent"
     if r is None:
         return "not run"
     targeted = r.get("targeted", {})
@@ -282,8 +290,9 @@ def write_report() -> None:
     results = load_results()
     names = invariant_names()
     variants = variant_checks()
-    status = {m.name: _status(results.get(m.name)) for m in MUTANTS}
-    ran = [m for m in MUTANTS if status[m.name] != "not run"]
+    status = {m.name: _status(results.get(m.name), m.name) for m in MUTANTS}
+    equivalent = [m for m in MUTANTS if status[m.name] == "equivalent"]
+    ran = [m for m in MUTANTS if status[m.name] not in ("not run", "equivalent")]
     caught = [m for m in ran if status[m.name] == "caught"]
     credited: dict[str, list[str]] = {n: [] for n in names}
     for m in MUTANTS:
@@ -297,8 +306,9 @@ def write_report() -> None:
                 credited[inv].append(f"{m.name} (whole machine)")
     lines = [INTRO, ATTRIBUTION, FINDINGS, "## Results", ""]
     lines.append(
-        f"{len(MUTANTS)} mutants in the catalogue; {len(ran)} run; {len(caught)} caught; "
-        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(ran)} not run yet. "
+        f"{len(MUTANTS)} mutants in the catalogue; {len(equivalent)} proven equivalent (below); of the other "
+        f"{len(MUTANTS) - len(equivalent)}: {len(ran)} run; {len(caught)} caught; "
+        f"{len(ran) - len(caught)} survived; {len(MUTANTS) - len(equivalent) - len(ran)} not run yet. "
         f"{sum(1 for n in names if credited[n])} of {len(names)} named invariants credited (caught at least one mutant)."
     )
     lines.append(
@@ -328,8 +338,11 @@ def write_report() -> None:
             secs = f"{r['seconds']:.0f}"
         lines.append(f"| `{m.name}` | {m.file} | {m.description} | {targeted} | {whole} | {tests} | {secs} | {shown} |")
     survived = [m.name for m in ran if status[m.name] == "survived"]
-    lines += ["", "Survived everything run on it (a missing test, or an equivalent mutant): "
+    lines += ["", "Survived everything run on it (a missing test): "
               + (", ".join(f"`{n}`" for n in survived) or "none") + "."]
+    if equivalent:
+        lines += ["", "### Equivalent mutants", ""]
+        lines += [f"- `{m.name}`: {EQUIVALENT[m.name]}." for m in equivalent]
     noted = [m for m in MUTANTS if m.name in NOTES]
     if noted:
         lines += ["", "### Notes on individual mutants", ""]
