@@ -241,3 +241,23 @@ def test_capped_liquidation_ends_above_target_by_the_interest_its_accrual_credit
     assert m.model.markets[USDC].deposit_index > stored  # the liquidation accrued USDC
     unit_value = m.prices()[USDC].price * 925 * 10**15  # one USDC unit at aw_LE 0.925, x 1e36
     assert credited > 1 and f["after"].liquidation_end * 10**36 > unit_value  # over the bare one-unit bound
+
+
+def test_repay_of_all_from_a_wallet_short_of_the_debt_repays_the_wallet(machine):
+    """Found by a ci shard (session 5, once donations existed): after a
+    donation emptied most of the payer's wallet, a repay of all the debt
+    (max uint256) reached the token with less than the debt, and the
+    token's own "insufficient balance" revert is not the model's to
+    predict. A payer now repays at most what its wallet holds (as a
+    depositor deposits at most its wallet); the partial repay lands and
+    every invariant holds."""
+    m = machine
+    lender = m.actor("lender")
+    step(m, m.do_deposit, "lender", 0, WETH, 10 * 10**18)
+    step(m, m.do_deposit, "lender", 1, USDC, 10_000 * 10**6)
+    assert step(m, m.do_borrow, "lender", 1, WETH, 10**18) is not None
+    next_block(m)
+    step(m, m.do_donate, "lender", WETH, m.wallet(lender, WETH) - 10**17)  # 0.1 WETH left
+    paid = step(m, m.do_repay, "lender", "lender", 1, WETH, MAX_UINT)
+    assert paid == 10**17 and m.wallet(lender, WETH) == 0
+    assert m.debt_of((lender, 1), WETH) > 0

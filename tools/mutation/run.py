@@ -40,6 +40,7 @@ TESTS = (
     "tests/liquidation/test_liquidation_amounts.py",
     "tests/liquidation/test_bad_debt.py",
     "tests/liquidation/test_liquidation_target.py",
+    "tests/liquidation/test_liquidation_ratio_rounding.py",
     "tests/liquidation/test_liquidation_same_asset.py",
 )
 FAILED_LINE = re.compile(r"^FAILED (\S+)", re.MULTILINE)
