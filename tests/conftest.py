@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.invariants import steps
+from tests.invariants.budget import fixed_constant_pool
 
 settings.register_profile("dev", max_examples=20, deadline=None)
 # The mutation runner's machine runs (tools/mutation): dev's draws, a longer
@@ -42,6 +43,16 @@ def fresh_boa_env():
     crash while printing a revert of a reused contract; a new Env avoids it.
     Compiled contracts are cached per process (tests.protocol.deployer)."""
     with boa.swap_env(boa.Env()):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fixed_hypothesis_constants(request):
+    """Hypothesis draws some integers from the literals of every local module
+    imported so far: pinned to the test's own module's, so a derandomized
+    test explores the same examples whatever ran before it in the process
+    (tests/invariants/budget.py, `fixed_constant_pool`)."""
+    with fixed_constant_pool((request.module.__name__,)):
         yield
 
 

@@ -10,6 +10,7 @@ dev and nightly draw new ones on every run.
 """
 
 import contextlib
+import functools
 import importlib
 import os
 
@@ -85,8 +86,13 @@ CONSTANT_MODULES = (
 )
 
 
+@functools.cache
+def _module_constants(name: str) -> Constants:
+    return constants_from_module(importlib.import_module(name))
+
+
 @contextlib.contextmanager
-def fixed_constant_pool():
+def fixed_constant_pool(modules: tuple[str, ...] = CONSTANT_MODULES):
     """Runs a machine with the same pool of "local constants" in every process.
 
     Hypothesis (>= 6.131) sometimes draws an integer from the literals of
@@ -95,7 +101,9 @@ def fixed_constant_pool():
     shard explores depended on which other test modules the process had
     imported before it (a full pytest-xdist run explored other sequences
     than the shard alone, and failed where the shard alone passed). Inside
-    this block the pool is the literals of CONSTANT_MODULES only.
+    this block the pool is the literals of `modules` only (by default
+    CONSTANT_MODULES, the machines' own; tests/conftest.py pins every other
+    test to its own module's).
     Uses hypothesis internals (pinned: constraints.txt); a renamed internal
     fails loudly here rather than silently losing reproducibility."""
     # Sorted, as hypothesis keeps its own pool: a plain set of strings
@@ -103,8 +111,8 @@ def fixed_constant_pool():
     pool = Constants(
         integers=SortedSet(), floats=SortedSet(key=float_to_int), bytes=SortedSet(), strings=SortedSet()
     )
-    for name in CONSTANT_MODULES:
-        pool |= constants_from_module(importlib.import_module(name))
+    for name in modules:
+        pool |= _module_constants(name)
     original = providers._get_local_constants
     providers.CONSTANTS_CACHE.cache.clear()
     providers._get_local_constants = lambda: pool

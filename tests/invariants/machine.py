@@ -905,7 +905,9 @@ class MarginMachine(RuleBasedStateMachine):
             return
         for i in ids if isinstance(ids, set) else [ids]:
             m = self.model.markets[i]
-            assert rm.mul_div_up(m.borrow_shares, m.borrow_index, WAD) <= rm.mul_div_down(m.deposit_shares, m.deposit_index, WAD)
+            borrows = rm.mul_div_up(m.borrow_shares, m.borrow_index, WAD)
+            deposits = rm.mul_div_down(m.deposit_shares, m.deposit_index, WAD)
+            assert borrows <= deposits, (self.asset(i).symbol, borrows, deposits)
 
     @named_invariant()
     def wallets_change_only_by_modelled_flows(self):

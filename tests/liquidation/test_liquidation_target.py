@@ -284,6 +284,31 @@ def test_debt_rest_below_dust_is_closed_in_full():
     assert env.engine.position(owner, 0, env.usdc.address) == (0, 0)
 
 
+def test_debt_rest_of_exactly_the_dust_threshold_is_not_closed():
+    """Found by the mutation table (`dust-threshold-off-by-one` survived
+    every test): a rest worth exactly the threshold is no dust, so the
+    liquidation stops at the LE target; one unit of USD WAD more threshold
+    and the whole debt is repaid. The threshold is set to the rest the
+    target leaves (about $5.34), measured on a first deployment."""
+    probe = deploy_env()
+    owner = debt_dust_account(probe)
+    state = load_state(probe, [owner])
+    plan, _, _ = state.plan_for(str(owner), 0, probe.usdc.id, probe.weth.id, MAX_UINT)
+    debt = 1_000 * 10**6
+    rest = mdu(debt - plan.target_cap, state.markets[probe.usdc.id].price, WAD)
+    assert 5 * WAD < rest < 6 * WAD
+
+    env = deploy_env(dust_threshold=rest)
+    owner = debt_dust_account(env)
+    expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH")
+    assert expected.repaid == plan.target_cap < debt
+
+    env = deploy_env(dust_threshold=rest + 1)
+    owner = debt_dust_account(env)
+    expected, _, _ = checked_liquidation(env, owner, "USDC", MAX_UINT, "WETH")
+    assert expected.repaid == debt
+
+
 def test_partial_request_leaving_debt_dust_reverts():
     env = deploy_env()
     owner = debt_dust_account(env)

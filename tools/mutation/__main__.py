@@ -41,7 +41,7 @@ def check() -> None:
 @click.option("--rounds", default=2, show_default=True, help="Invariant-machine runs per mutant (each skips the invariants already caught).")
 @click.option("--invariant-timeout", default=900, show_default=True, help="Seconds per invariant-machine run.")
 @click.option("--test-timeout", default=1200, show_default=True, help="Seconds for the test run.")
-@click.option("--skip-invariants", is_flag=True, help="Only the regression tests.")
+@click.option("--skip-invariants", is_flag=True, help="Only the regression tests (the machine results of an earlier run are kept).")
 @click.option("--skip-done", is_flag=True, help="Leave out mutants already in results.json.")
 def run_cmd(names, rounds, invariant_timeout, test_timeout, skip_invariants, skip_done) -> None:
     """Runs the invariants and tests against the mutants (all, or NAMES);

@@ -1,6 +1,8 @@
 """The mutants: one deliberate bug each, in the form (file, exact search
-text, replacement, description). `search` must occur exactly once in
-contracts/<file> (tests/exploits/test_mutant_catalogue.py checks it, so the
+text, replacement, description), plus for a bug of two sites (defences in
+depth, each of which alone keeps the property) further (search,
+replacement) edits of the same file in `also`. Every search text must
+occur exactly once in contracts/<file> (tests/exploits/test_mutant_catalogue.py checks it, so the
 catalogue cannot silently rot when the contracts change). `targets` names
 what the bug breaks (a known attack, a named invariant or a rule of
 docs/risk-model.md); docs/mutation.md shows which tests and invariants
@@ -24,6 +26,12 @@ class Mutant:
     # `python -m tools.mutation attribute` runs the machine once per name
     # with only that invariant checked (docs/mutation.md, "Attribution").
     invariants: tuple[str, ...] = ()
+    # Further edits of the same file, applied in order after the first.
+    also: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def edits(self) -> tuple[tuple[str, str], ...]:
+        return ((self.search, self.replacement), *self.also)
 
 
 ENGINE = "MarginEngine.vy"
@@ -567,6 +575,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "bonus's cap in value.",
         "liquidation never lowers a solvent account's health ratio",
         ("liquidation_never_lowers_solvent_health_ratio",),
+    ),
+    Mutant(
+        "solvency-caps-both-skipped",
+        LIQUIDATION,
+        "    if aw_seize != 0:\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        "    if aw_seize == max_value(uint256):\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        "Both defences of a solvent account's health ratio are gone: the bonus's cap in value "
+        "(bonus-uncapped-for-solvent) and the solvency cap in token units (solvency-cap-in-token-units-skipped); "
+        "each alone keeps the ratio.",
+        "Euler 2023 (liquidation deepens insolvency)",
+        ("liquidation_never_lowers_solvent_health_ratio",),
+        also=(
+            (
+                "    if aw != 0 and p.repay != 0:\n        # The solvency cap in token units.",
+                "    if False:\n        # The solvency cap in token units.",
+            ),
+        ),
     ),
     Mutant(
         "liquidation-settings-view-misreads-grace",

@@ -36,15 +36,24 @@ class MutantError(Exception):
 
 
 def occurrences(mutant: Mutant, contracts: Path = CONTRACTS) -> int:
-    return (contracts / mutant.file).read_text().count(mutant.search)
+    """How often the mutant's search texts occur, the least over its edits
+    (each applied to the text the earlier ones left): 1 when all are unique."""
+    source = (contracts / mutant.file).read_text()
+    counts = []
+    for search, replacement in mutant.edits:
+        counts.append(source.count(search))
+        source = source.replace(search, replacement)
+    return min(counts) if max(counts) == 1 else max(counts)
 
 
 def mutated_source(mutant: Mutant, contracts: Path = CONTRACTS) -> str:
     source = (contracts / mutant.file).read_text()
-    count = source.count(mutant.search)
-    if count != 1:
-        raise MutantError(f"{mutant.name}: search text occurs {count} times in contracts/{mutant.file} (must be once)")
-    return source.replace(mutant.search, mutant.replacement)
+    for search, replacement in mutant.edits:
+        count = source.count(search)
+        if count != 1:
+            raise MutantError(f"{mutant.name}: search text occurs {count} times in contracts/{mutant.file} (must be once)")
+        source = source.replace(search, replacement)
+    return source
 
 
 def imports_of(relative: str, contracts: Path = CONTRACTS) -> set[str]:

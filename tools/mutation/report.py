@@ -16,8 +16,11 @@ A test suite proves something only if it fails when the code is wrong.
 docs/invariants.md) and the regression tests catch each one.
 
 - **Catalogue**: `tools/mutation/catalogue.py`. A mutant is
-  `(name, file, exact search text, replacement, description, targets)`;
-  the search text must occur exactly once in its file
+  `(name, file, exact search text, replacement, description, targets)`,
+  plus `also`: further (search, replacement) edits of the same file for a
+  bug of two sites (defences in depth that each keep the property alone,
+  e.g. `solvency-caps-both-skipped`); every search text must occur exactly
+  once in its file
   (`tests/exploits/test_mutant_catalogue.py` checks it in CI, so the
   catalogue cannot rot silently when the contracts change).
 - **Copies**: `tools/mutation/materialise.py` writes the mutated file, the
@@ -37,7 +40,7 @@ docs/invariants.md) and the regression tests catch each one.
 python -m tools.mutation list                 # the catalogue
 python -m tools.mutation check                # search texts still unique (also a CI test)
 python -m tools.mutation run [NAMES...]       # all mutants, or the named ones
-      [--rounds 2] [--skip-invariants] [--skip-done]
+      [--rounds 2] [--skip-invariants] [--skip-done]   # --skip-invariants keeps earlier machine results
 python -m tools.mutation attribute [NAMES...] # one machine run per aimed invariant
       [--target INVARIANT ...] [--skip-done] [--no-keep-going]
 python -m tools.mutation report               # re-render this file from results.json
@@ -201,11 +204,23 @@ EQUIVALENT: dict[str, str] = {
 # (equivalent mutants, gaps found, why an aimed invariant did not fire).
 NOTES: dict[str, str] = {
     "withdraw-skips-liquidity-check": (
-        "not credited to `borrows_never_exceed_deposits_after_borrow_withdraw_or_seize`: paying out lent-out "
-        "deposits needs cash the engine does not hold - its token balance is deposits - borrows + the insurance "
-        "fund - so the withdrawal reverts in the token transfer (the whole machine catches that as a result "
-        "different from the model's) unless the amount falls inside the fund's margin, which random amounts "
-        "hardly do. The invariant is a second line behind the token balance."
+        "paying out lent-out deposits needs cash the engine does not hold - its token balance is deposits - "
+        "borrows + the insurance fund - so a random withdrawal past liquidity reverts in the token transfer (the "
+        "whole machine catches that as a result different from the model's). Credited to "
+        "`borrows_never_exceed_deposits_after_borrow_withdraw_or_seize` since session 6 by the "
+        "`withdraw_lent_out_deposit` rule: another account borrows all it may, then a depositor asks for all the "
+        "engine's cash its deposit covers (the fund's interest, sometimes a one-unit donation)"
+    ),
+    "bonus-uncapped-for-solvent": (
+        "defence in depth: the solvency cap in token units then clamps the seizure, so the contract seizes more "
+        "than the model (the whole machine catches it) but a solvent ratio still does not fall; "
+        "`solvency-caps-both-skipped` removes both caps and is caught by "
+        "`liquidation_never_lowers_solvent_health_ratio`"
+    ),
+    "solvency-cap-in-token-units-skipped": (
+        "defence in depth: the bonus's cap in value keeps a solvent ratio from falling but for the share and "
+        "value roundings, by a hair (tests/liquidation/test_liquidation_ratio_rounding.py freezes such a case); "
+        "see `solvency-caps-both-skipped`"
     ),
     "liquidation-skips-health-check": (
         "the first targeted run (1,000 dev steps) did not credit `healthy_account_cannot_be_liquidated` (on a "
@@ -245,25 +260,10 @@ _SETTLE = ("the targeted run (10,000 steps, settlements landing) passed; the mut
 # alone does not say it.
 INVARIANT_NOTES: dict[str, str] = {
     "healthy_account_cannot_be_liquidated": "see the note on `liquidation-skips-health-check`",
-    "liquidation_never_lowers_solvent_health_ratio": (
-        "defence in depth masks each single-site mutant: the bonus's solvency cap in value and the solvency cap "
-        "in token units each keep a solvent ratio from falling alone. With the bonus uncapped "
-        "(`bonus-uncapped-for-solvent`) the token-unit cap clamps the seizure, so the contract seizes more than "
-        "the model (the whole machine's result check catches it) but the ratio still does not fall; with the "
-        "token-unit cap skipped (`solvency-cap-in-token-units-skipped`) only the share and value roundings can "
-        "lower it, by a hair, which 10,000 targeted steps did not meet (session 3's machine found such a case "
-        "in ci-scale runs; tests/liquidation/test_liquidation_ratio_rounding.py freezes it). Only a mutant "
-        "removing both would reach the invariant - open"
-    ),
     "insurance_fund_drawn_before_loss_socialised": _SETTLE,
     "socialised_loss_equals_debt_minus_fund_used": _SETTLE,
     "settled_account_is_empty": _SETTLE,
     "deposit_index_falls_only_by_socialised_loss": _SETTLE,
-    "borrows_never_exceed_deposits_after_borrow_withdraw_or_seize": (
-        "see the note on `withdraw-skips-liquidity-check`; since session 5 a `donate` rule gives the pool cash "
-        "beyond its books, but a withdrawal bound by liquidity (the `withdraw` rule's max_withdraw + 1) and a "
-        "donation of the same asset did not coincide in the targeted runs - open"
-    ),
     "accrued_views_match_model": "see the findings (sampled view checks) and the note on `lens-market-unaccrued-indexes`",
     "views_never_revert": "see the findings (sampled view checks)",
 }

@@ -210,7 +210,13 @@ def run(mutants: list[Mutant], rounds: int, invariant_timeout: int, test_timeout
         folder = materialise(mutant)
         env = dict(os.environ, XMARGIN_CONTRACTS_DIR=str(folder))
         result = Result(mutant=mutant.name)
-        if not skip_invariants:
+        if skip_invariants:
+            # Keep what the machine runs measured before (tests re-run only).
+            previous = load_results().get(mutant.name, {})
+            result.invariants = previous.get("invariants", [])
+            result.machine_other = previous.get("machine_other", "")
+            result.invariant_runs = previous.get("invariant_runs", 0)
+        else:
             run_invariants(env, rounds, invariant_timeout, result)
         run_tests(env, test_timeout, result, tests)
         result.seconds = round(time.monotonic() - start, 1)
