@@ -608,9 +608,7 @@ class ProtocolMachine(MarketRules):
         who = self.actor(role)
         amount = min(self.usd_amount(coll, size, mantissa), self.wallet(who, coll))
         borrow = self.leveraged_borrow(coll, debt, amount, 900)
-        m = self.model.markets[debt]
-        free = rm.mul_div_down(m.deposit_shares, m.deposit_index, WAD) - rm.mul_div_up(m.borrow_shares, m.borrow_index, WAD)
-        if free < borrow:
+        if self.free_liquidity(debt) < borrow:
             self.do_deposit("lender", 0, debt, 2 * borrow)
             self._checkpoint()
         if self.do_batch(role, sub, [(0, coll, amount, 0), (2, debt, borrow, 0)]) is None:
