@@ -43,6 +43,17 @@ MARGIN = "modules/margin.vy"
 INTEREST = "modules/interest_rate.vy"
 LENS = "MarginLens.vy"
 
+# The two defences of a solvent account's health ratio (modules/liquidation.vy),
+# each skipped by its own mutant and both by `solvency-caps-both-skipped`.
+_BONUS_CAP_SKIPPED = (
+    "    if aw_seize != 0:\n        cap: uint256 = ratio * lw_repay // aw_seize",
+    "    if aw_seize == max_value(uint256):\n        cap: uint256 = ratio * lw_repay // aw_seize",
+)
+_TOKEN_UNIT_CAP_SKIPPED = (
+    "    if aw != 0 and p.repay != 0:\n        # The solvency cap in token units.",
+    "    if False:\n        # The solvency cap in token units.",
+)
+
 MUTANTS: tuple[Mutant, ...] = (
     # --- liquidation path (MarginEngine.liquidate / _plan) -----------------
     Mutant(
@@ -121,8 +132,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "bonus-uncapped-for-solvent",
         LIQUIDATION,
-        "    if aw_seize != 0:\n        cap: uint256 = ratio * lw_repay // aw_seize",
-        "    if aw_seize == max_value(uint256):\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        *_BONUS_CAP_SKIPPED,
         "The bonus is not capped so that a solvent account's health ratio never falls.",
         "Euler 2023 (liquidation deepens insolvency)",
     ),
@@ -569,8 +579,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "solvency-cap-in-token-units-skipped",
         LIQUIDATION,
-        "    if aw != 0 and p.repay != 0:\n        # The solvency cap in token units.",
-        "    if False:\n        # The solvency cap in token units.",
+        *_TOKEN_UNIT_CAP_SKIPPED,
         "The plan skips the solvency cap in token units (the share and value roundings), keeping only the "
         "bonus's cap in value.",
         "liquidation never lowers a solvent account's health ratio",
@@ -579,18 +588,14 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "solvency-caps-both-skipped",
         LIQUIDATION,
-        "    if aw_seize != 0:\n        cap: uint256 = ratio * lw_repay // aw_seize",
-        "    if aw_seize == max_value(uint256):\n        cap: uint256 = ratio * lw_repay // aw_seize",
+        *_BONUS_CAP_SKIPPED,
         "Both defences of a solvent account's health ratio are gone: the bonus's cap in value "
         "(bonus-uncapped-for-solvent) and the solvency cap in token units (solvency-cap-in-token-units-skipped); "
         "each alone keeps the ratio.",
         "Euler 2023 (liquidation deepens insolvency)",
         ("liquidation_never_lowers_solvent_health_ratio",),
         also=(
-            (
-                "    if aw != 0 and p.repay != 0:\n        # The solvency cap in token units.",
-                "    if False:\n        # The solvency cap in token units.",
-            ),
+            _TOKEN_UNIT_CAP_SKIPPED,
         ),
     ),
     Mutant(

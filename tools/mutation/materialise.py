@@ -35,24 +35,26 @@ class MutantError(Exception):
     """The mutant's search text is missing or not unique in its file."""
 
 
-def occurrences(mutant: Mutant, contracts: Path = CONTRACTS) -> int:
-    """How often the mutant's search texts occur, the least over its edits
-    (each applied to the text the earlier ones left): 1 when all are unique."""
-    source = (contracts / mutant.file).read_text()
-    counts = []
-    for search, replacement in mutant.edits:
-        counts.append(source.count(search))
-        source = source.replace(search, replacement)
-    return min(counts) if max(counts) == 1 else max(counts)
-
-
-def mutated_source(mutant: Mutant, contracts: Path = CONTRACTS) -> str:
+def _apply(mutant: Mutant, contracts: Path) -> tuple[str, int]:
+    """(the mutated source, 1 when every search text occurs exactly once in
+    the text the earlier edits left, else the first other count)."""
     source = (contracts / mutant.file).read_text()
     for search, replacement in mutant.edits:
         count = source.count(search)
         if count != 1:
-            raise MutantError(f"{mutant.name}: search text occurs {count} times in contracts/{mutant.file} (must be once)")
+            return source, count
         source = source.replace(search, replacement)
+    return source, 1
+
+
+def occurrences(mutant: Mutant, contracts: Path = CONTRACTS) -> int:
+    return _apply(mutant, contracts)[1]
+
+
+def mutated_source(mutant: Mutant, contracts: Path = CONTRACTS) -> str:
+    source, count = _apply(mutant, contracts)
+    if count != 1:
+        raise MutantError(f"{mutant.name}: search text occurs {count} times in contracts/{mutant.file} (must be once)")
     return source
 
 
