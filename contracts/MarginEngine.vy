@@ -411,7 +411,7 @@ def health(owner: address, sub_id: uint8 = 0) -> (int256, int256, bool):
             (and 0 otherwise) and the flag is False.
     """
     key: uint256 = ledger._account_key(owner, sub_id)
-    h: ledger.Health = ledger._health(key, ledger._headers[key], 3, False, 0)
+    h: ledger.Health = ledger._health(key, ledger._headers[key], 3, False, 0, ledger.MAX_ASSETS, ledger.MAX_ASSETS).health
     return (
         convert(h.collateral[0], int256) - convert(h.debt[0], int256),
         convert(h.collateral[1], int256) - convert(h.debt[1], int256),
@@ -483,7 +483,9 @@ def weighted_health(owner: address, sub_id: uint8, asset_mask: uint256, kinds: u
     """
     key: uint256 = ledger._account_key(owner, sub_id)
     header: uint256 = ledger._headers[key]
-    return ledger._health(key, header & (asset_mask | asset_mask << 64), kinds, False, 0)
+    return ledger._health(
+        key, header & (asset_mask | asset_mask << 64), kinds, False, 0, ledger.MAX_ASSETS, ledger.MAX_ASSETS
+    ).health
 
 
 @view
@@ -529,17 +531,13 @@ def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested
             now (the lens's preview computes the same). Reverts when the
             account is healthy or a price is rejected.
     """
-    h: ledger.Health = ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32)
+    v: ledger.Valuation = ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32, id_r, id_s)
+    h: ledger.Health = v.health
+    # The caller checked both header bits: `_health` picked both assets.
+    p: ledger.Picked = v.picked
     assert h.collateral[1] < h.debt[1], "liquidation: account is healthy"
     risk_r: uint256 = ledger._risk[id_r]
     risk_s: uint256 = ledger._risk[id_s]
-    a_s: uint256 = ledger._market_a[id_s]
-    price_r: uint256 = 0
-    price_s: uint256 = 0
-    err: uint256 = 0
-    price_r, err = ledger._price(risk_r, ledger._market_a[id_r])
-    price_s, err = ledger._price(risk_s, a_s)
-    bi: uint256 = ledger._borrow_index_now(id_r)
     return staticcall ILiquidationPlanner(PLANNER).plan_for(
         h.collateral[1],
         h.debt[1],
@@ -549,14 +547,14 @@ def _plan(key: uint256, header: uint256, id_r: uint256, id_s: uint256, requested
         risk_s,
         ledger._ramp_of(id_s, risk_s),
         ledger._liquidation[id_s],
-        price_r,
-        price_s,
-        fixed_point.mul_div_up(ledger._positions[key << 8 | id_r] >> 128, bi, ledger.WAD),
-        fixed_point.mul_div_down(ledger._positions[key << 8 | id_s] & ledger.MASK128, a_s & ledger.MASK96, ledger.WAD),
+        p.price_repay,
+        p.price_seize,
+        p.debt,
+        p.deposit,
         settings & ledger.MASK128,
         requested,
         h.collateral[3] >= h.debt[3],
-        (a_s & ledger.MASK96) << 128 | bi,
+        p.deposit_index << 128 | p.borrow_index,
     )
 
 

@@ -173,7 +173,9 @@ def settle_bad_debt(owner: address, sub_id: uint8):
     ledger._require_sequencer()
     # Maintenance health and unweighted value, every price accepted and past
     # the grace period after a stale feed.
-    h: ledger.Health = ledger._health(key, header, 10, True, (settings >> 128) & ledger.MASK32)
+    h: ledger.Health = ledger._health(
+        key, header, 10, True, (settings >> 128) & ledger.MASK32, ledger.MAX_ASSETS, ledger.MAX_ASSETS
+    ).health
     assert h.collateral[1] < h.debt[1], "settle: account is healthy"
     assert h.collateral[3] == 0 or h.collateral[3] < settings & ledger.MASK128, "settle: collateral above dust"
     held: uint256 = (header | header >> 64) & ledger.MASK64

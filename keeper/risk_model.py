@@ -9,7 +9,7 @@ This module mirrors, integer for integer, the Vyper 0.4.3 code of
   * ``contracts/modules/oracle.vy``        -- Chainlink round validation and
     unit-price normalisation
   * ``contracts/MarginEngine.vy``          -- storage word layouts, ``_accrue``,
-    ``_market_now`` / ``_borrow_index_now``, ``_health`` and the share
+    ``_health`` (debt at the borrow index accrued to now) and the share
     rounding of deposit / withdraw / borrow / repay / transfer_collateral
   * ``contracts/MarginLens.vy``            -- ``market``, ``balances``,
     ``healths`` (ratio) views
@@ -341,8 +341,8 @@ def indexes_now(market_a: int, market_b: int, totals: int, word: int, now: int) 
     totals:   deposit shares (0-127) | borrow shares (128-255)
     word:     rate-model word.
     Stored indexes are returned when there are no borrow shares or
-    ``last >= now``. ``MarginEngine._market_now`` and
-    ``_borrow_index_now`` give the same numbers.
+    ``last >= now``. ``interest_rate.indexes_now``, which the engine's
+    ``_health`` and the lens use, gives the same numbers.
     """
     last = (market_b >> 96) & MASK40
     deposit_index = market_a & MASK96
@@ -679,7 +679,7 @@ class PriceQuote:
 
 
 def _check_round(r: RoundData) -> None:
-    # oracle.latest_round: abi_decode(data, (uint256, int256, uint256, uint256, uint256))
+    # oracle.unit_price / latest_round: abi_decode(data, (uint256, int256, uint256, uint256, uint256))
     # -- round ids are read as uint256 (no uint80 clamp: views never revert).
     if not (-(2**255) <= r.answer <= MAX_INT256):
         raise ValueError(f"answer is not an int256: {r.answer}")

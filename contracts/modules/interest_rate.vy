@@ -120,12 +120,18 @@ def accrue(
     """
     if borrow_shares == 0 or dt == 0:
         return deposit_index, borrow_index
-    total_deposit: uint256 = fixed_point.mul_div_down(deposit_shares, deposit_index, WAD)
-    total_borrow: uint256 = fixed_point.mul_div_up(borrow_shares, borrow_index, WAD)
+    # fixed_point's mul_div_down / mul_div_up written in place on this hot
+    # path (every accruing action): floor(p / WAD), and ceil as floor plus
+    # one when a remainder is left.
+    total_deposit: uint256 = deposit_shares * deposit_index // WAD
+    p: uint256 = borrow_shares * borrow_index
+    total_borrow: uint256 = unsafe_add(p // WAD, convert(p % WAD != 0, uint256))
     rate: uint256 = self.borrow_rate(word, self.utilisation(total_deposit, total_borrow))
     # Round up: borrowers owe at least the exact interest (favours the protocol).
-    new_borrow_index: uint256 = borrow_index + fixed_point.mul_div_up(borrow_index, rate * dt, WAD)
-    interest: uint256 = fixed_point.mul_div_up(borrow_shares, new_borrow_index, WAD) - total_borrow
+    p = borrow_index * (rate * dt)
+    new_borrow_index: uint256 = borrow_index + unsafe_add(p // WAD, convert(p % WAD != 0, uint256))
+    p = borrow_shares * new_borrow_index
+    interest: uint256 = unsafe_add(p // WAD, convert(p % WAD != 0, uint256)) - total_borrow
     new_deposit_index: uint256 = deposit_index
     if deposit_shares != 0:
         # Round down twice: depositors get at most their share of the interest;

@@ -131,6 +131,23 @@ struct Health:
     prices_valid: bool  # every price read was accepted
 
 
+# The two assets of a liquidation as `_health` valued them (so the plan
+# reads no feed, position or index a second time).
+struct Picked:
+    price_repay: uint256  # unit price of the repay asset (oracle module)
+    price_seize: uint256  # unit price of the seize asset
+    debt: uint256  # repay asset, token units at the borrow index now (rounded up)
+    deposit: uint256  # seize asset, token units at the stored deposit index (rounded down)
+    borrow_index: uint256  # WAD, repay asset, accrued to now
+    deposit_index: uint256  # WAD, seize asset, stored
+
+
+# What `_health` returns: one struct (a tuple return costs ~400 gas more).
+struct Valuation:
+    health: Health
+    picked: Picked
+
+
 struct AssetState:
     asset: address
     info: uint256
@@ -577,40 +594,6 @@ def _accrue(id: uint256, need_borrow_index: bool) -> Market:
 
 @internal
 @view
-def _market_now(id: uint256) -> Market:
-    """
-    @notice The market of `id` accrued to now, without storing it.
-    """
-    a: uint256 = self._market_a[id]
-    b: uint256 = self._market_b[id]
-    totals: uint256 = self._totals[id]
-    m: Market = Market(
-        deposit_index=0,
-        borrow_index=0,
-        deposit_shares=totals & MASK128,
-        borrow_shares=totals >> 128,
-        market_b=b,
-    )
-    m.deposit_index, m.borrow_index = interest_rate.indexes_now(a, b, totals, self._rate_model[id])
-    return m
-
-
-@internal
-@view
-def _borrow_index_now(id: uint256) -> uint256:
-    """
-    @notice Borrow index of `id` accrued to now (cheap when the asset was
-            already accrued in this block).
-    """
-    b: uint256 = self._market_b[id]
-    last: uint256 = (b >> 96) & MASK40
-    if last == block.timestamp:
-        return b & MASK96
-    return self._market_now(id).borrow_index
-
-
-@internal
-@view
 def _ramp_of(id: uint256, risk: uint256) -> uint256:
     if margin.flags(risk) & margin.FLAG_RAMPING != 0:
         return self._ramp[id]
@@ -619,25 +602,9 @@ def _ramp_of(id: uint256, risk: uint256) -> uint256:
 
 @internal
 @view
-def _price(risk: uint256, a: uint256) -> (uint256, uint256):
-    # The risk word decoded in place (layout in the margin module): answer
-    # bounds (times the bound scale), max staleness, unit-price exponent.
-    feed_decimals: uint256 = (risk >> 117) & 31
-    scale: uint256 = 1
-    if feed_decimals > 8:
-        scale = 10 ** (feed_decimals - 8)
-    return oracle.unit_price(
-        convert(a >> 96, address),
-        ((risk >> 128) & MASK64) * scale,
-        (risk >> 192) * scale,
-        (risk >> 64) & margin.MASK24,
-        36 - feed_decimals - ((risk >> 112) & 31),
-    )
-
-
-@internal
-@view
-def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: uint256) -> Health:
+def _health(
+    key: uint256, header: uint256, kinds: uint256, strict: bool, grace: uint256, pick_repay: uint256, pick_seize: uint256
+) -> Valuation:
     """
     @notice Weighted collateral and debt of an account for the health types
             in `kinds` (bit 0 INITIAL, bit 1 MAINTENANCE, bit 2
@@ -650,9 +617,12 @@ def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: 
     @param grace With `strict`, also revert "liquidation: price grace
            period" while a feed's first round after a stale gap is younger
            than `grace` seconds (0 skips the check).
+    @param pick_repay Asset id whose price, debt and borrow index go to the
+           returned `Picked` (MAX_ASSETS: none); `pick_seize` likewise for
+           the price, deposit and deposit index.
     """
-    h: Health = empty(Health)
-    h.prices_valid = True
+    v: Valuation = empty(Valuation)
+    v.health.prices_valid = True
     held: uint256 = (header | header >> 64) & MASK64
     for id: uint256 in range(MAX_ASSETS):
         if held >> id == 0:
@@ -667,47 +637,84 @@ def _health(key: uint256, header: uint256, kinds: uint256, strict: bool, grace: 
             ramp = self._ramp[id]
         price: uint256 = 0
         err: uint256 = 0
-        price, err = self._price(risk, a)
+        # The risk word decoded in place (layout in the margin module):
+        # answer bounds (times the bound scale), max staleness, unit-price
+        # exponent.
+        feed_decimals: uint256 = (risk >> 117) & 31
+        scale: uint256 = 1
+        if feed_decimals > 8:
+            scale = 10 ** (feed_decimals - 8)
+        price, err = oracle.unit_price(
+            convert(a >> 96, address),
+            ((risk >> 128) & MASK64) * scale,
+            (risk >> 192) * scale,
+            (risk >> 64) & margin.MASK24,
+            36 - feed_decimals - ((risk >> 112) & 31),
+        )
         if err != oracle.ERR_NONE:
             if strict:
                 self._revert_oracle(err)
-            h.prices_valid = False
+            v.health.prices_valid = False
         if grace != 0:
             assert not oracle.recently_stale(convert(a >> 96, address), margin.max_staleness(risk), grace), "liquidation: price grace period"
         deposit_amount: uint256 = 0
         debt_amount: uint256 = 0
         if pos & MASK128 != 0:
             # Round down: collateral is never overstated.
-            deposit_amount = fixed_point.mul_div_down(pos & MASK128, a & MASK96, WAD)
+            deposit_amount = (pos & MASK128) * (a & MASK96) // WAD
+        if id == pick_seize:
+            v.picked.price_seize = price
+            v.picked.deposit = deposit_amount
+            v.picked.deposit_index = a & MASK96
         if pos >> 128 != 0:
-            # Borrow index accrued to now (as `_borrow_index_now`, reusing
-            # the market word already read). Round up: debt is never understated.
+            # Borrow index accrued to now (reusing the market word
+            # already read). Round up: debt is never understated.
             b: uint256 = self._market_b[id]
             bi: uint256 = b & MASK96
             if (b >> 96) & MASK40 != block.timestamp:
                 di_now: uint256 = 0
                 di_now, bi = interest_rate.indexes_now(a, b, self._totals[id], self._rate_model[id])
-            debt_amount = fixed_point.mul_div_up(pos >> 128, bi, WAD)
+            product: uint256 = (pos >> 128) * bi
+            debt_amount = unsafe_add(product // WAD, convert(product % WAD != 0, uint256))
+            if id == pick_repay:
+                v.picked.price_repay = price
+                v.picked.debt = debt_amount
+                v.picked.borrow_index = bi
         # The asset's value once (same roundings as margin.contribution:
         # collateral down, debt up), then times each requested weight.
         coll_value: uint256 = 0
         debt_value: uint256 = 0
         if debt_amount != 0:
-            debt_value = fixed_point.mul_div_up(debt_amount, price, WAD)
+            product: uint256 = debt_amount * price
+            debt_value = unsafe_add(product // WAD, convert(product % WAD != 0, uint256))
+        # `margin.health_weights` per type, with the maintenance weights
+        # computed once per asset (liquidation asks for three types).
+        aw_m: uint256 = 0
+        lw_m: uint256 = 0
+        if kinds & 6 != 0:
+            aw_m, lw_m = margin.maintenance_weights(risk, ramp)
         for kind: uint256 in range(4):
             if kinds >> kind == 0:
                 break
             if (kinds >> kind) & 1 == 0:
                 continue
-            aw: uint256 = 0
-            lw: uint256 = 0
-            aw, lw = margin.health_weights(risk, ramp, kind, deposit_amount, debt_amount)
+            aw: uint256 = WAD
+            lw: uint256 = WAD
+            if kind == margin.INITIAL:
+                aw, lw = margin.health_weights(risk, ramp, kind, deposit_amount, debt_amount)
+            elif kind == margin.MAINTENANCE:
+                aw = aw_m
+                lw = lw_m
+            elif kind == margin.LIQUIDATION_END:
+                aw, lw = margin.liquidation_end_weights(risk, aw_m, lw_m)
             if aw != 0 and deposit_amount != 0:
                 if coll_value == 0:
                     coll_value = deposit_amount * price // WAD
-                h.collateral[kind] += coll_value * aw // WAD
-            h.debt[kind] += fixed_point.mul_div_up(debt_value, lw, WAD)
-    return h
+                v.health.collateral[kind] += coll_value * aw // WAD
+            if debt_value != 0:
+                product: uint256 = debt_value * lw
+                v.health.debt[kind] += unsafe_add(product // WAD, convert(product % WAD != 0, uint256))
+    return v
 
 
 @internal
@@ -727,7 +734,7 @@ def _require_initial_health(key: uint256):
             price accepted and the sequencer (if any) up past its grace period.
     """
     self._require_sequencer()
-    h: Health = self._health(key, self._headers[key], 1, True, 0)
+    h: Health = self._health(key, self._headers[key], 1, True, 0, MAX_ASSETS, MAX_ASSETS).health
     assert h.collateral[0] >= h.debt[0], "health: below initial margin"
 
 

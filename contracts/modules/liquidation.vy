@@ -273,11 +273,18 @@ def plan_for(
            index of the repaid asset accrued to now (WAD each), for the
            share roundings of the solvency cap in token units.
     """
+    # Maintenance weights once per asset; the liquidation-end ones from them.
     aw: uint256 = 0
     lw: uint256 = 0
+    lw_seize: uint256 = 0
+    aw_repay: uint256 = 0
+    aw, lw_seize = margin.maintenance_weights(risk_seize, ramp_seize)
+    aw_repay, lw = margin.maintenance_weights(risk_repay, ramp_repay)
+    aw_le: uint256 = 0
+    lw_le: uint256 = 0
     unused: uint256 = 0
-    aw, unused = margin.weights(risk_seize, ramp_seize, margin.MAINTENANCE)
-    unused, lw = margin.weights(risk_repay, ramp_repay, margin.MAINTENANCE)
+    aw_le, unused = margin.liquidation_end_weights(risk_seize, aw, lw_seize)
+    unused, lw_le = margin.liquidation_end_weights(risk_repay, aw_repay, lw)
     params: LiquidationParams = self.unpack(liquidation_word)
     if not solvent:
         aw = 0  # no ratio cap: see the glossary
@@ -287,10 +294,6 @@ def plan_for(
         # ratio of a solvent account (aw_m,s > rho * lw_m,r): refused.
         return Plan(repay=0, seize=0, to_insurance=0, bonus=0, leaves_dust=False, seize_all=False, lowers_ratio=True)
     b: uint256 = self.bonus(ratio, params, aw, lw)
-    aw_le: uint256 = 0
-    lw_le: uint256 = 0
-    aw_le, unused = margin.weights(risk_seize, ramp_seize, margin.LIQUIDATION_END)
-    unused, lw_le = margin.weights(risk_repay, ramp_repay, margin.LIQUIDATION_END)
     p: Plan = self.plan(
         le_health, debt, deposit, price_repay, price_seize, lw_le, aw_le, b, params.insurance_share, dust, requested
     )

@@ -234,7 +234,17 @@ def weights(risk: uint256, ramp: uint256, kind: uint256) -> (uint256, uint256):
     aw_m, lw_m = self.maintenance_weights(risk, ramp)
     if kind == MAINTENANCE:
         return aw_m, lw_m
-    # LIQUIDATION_END: midpoint of initial and maintenance; aw rounds down, lw up.
+    return self.liquidation_end_weights(risk, aw_m, lw_m)
+
+
+@internal
+@pure
+def liquidation_end_weights(risk: uint256, aw_m: uint256, lw_m: uint256) -> (uint256, uint256):
+    """
+    @notice (aw, lw) in WAD of LIQUIDATION_END: the midpoint of the flat
+            initial weights and the maintenance weights `aw_m`, `lw_m` (as
+            `maintenance_weights` gives them); aw rounds down, lw up.
+    """
     aw_i: uint256 = (risk & MASK16) * BPS_TO_WAD
     lw_i: uint256 = ((risk >> 32) & MASK16) * BPS_TO_WAD
     return (aw_i + aw_m) // 2, (lw_i + lw_m + 1) // 2

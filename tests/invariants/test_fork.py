@@ -23,7 +23,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.invariants import steps
-from tests.invariants.budget import fixed_constant_pool, machine_settings
+from tests.invariants.budget import fixed_constant_pool, machine_settings, seeded
 from tests.invariants.rules import ProtocolMachine
 from tests.invariants.world import fork_world
 
@@ -109,4 +109,4 @@ def test_protocol_invariants_on_a_fork_of_the_ape_deployment(anvil_url, deployme
     assert world.engine.liquidation_settings() == (10 * 10**18, 0, 0)
     ProtocolMachine.world = world
     with steps.cpu_timer(), fixed_constant_pool():
-        run_state_machine_as_test(ProtocolMachine, settings=machine_settings("fork"))
+        run_state_machine_as_test(seeded(ProtocolMachine, "fork", 0), settings=machine_settings("fork"))

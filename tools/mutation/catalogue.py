@@ -91,8 +91,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "liquidation-skips-price-grace",
         ENGINE,
-        "ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32)",
-        "ledger._health(key, header, 14, True, 0)",
+        "ledger._health(key, header, 14, True, (settings >> 128) & ledger.MASK32, id_r, id_s)",
+        "ledger._health(key, header, 14, True, 0, id_r, id_s)",
         "Liquidation ignores the grace period after a stale feed resumes.",
         "Venus 2022 (stale prices)",
     ),

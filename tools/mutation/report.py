@@ -188,8 +188,8 @@ UNREACHABLE = {
 EQUIVALENT: dict[str, str] = {
     "health-initial-uses-maintenance-weight": (
         "dead code: it mutates the INITIAL branch of `margin.weights`, which no contract calls (initial health "
-        "takes its weights from `margin.health_weights`; the liquidation module asks `weights` only for "
-        "MAINTENANCE and LIQUIDATION_END)"
+        "takes its weights from `margin.health_weights`, which calls `weights` only for the other types; the "
+        "engine's health and the liquidation module take `maintenance_weights` and `liquidation_end_weights`)"
     ),
     "liquidation-full-repay-leaves-shares": (
         "the removed branch never changes the result: a full repayment repays D = ceil(s * bi / WAD) for s "
