@@ -668,7 +668,10 @@ def _health(
             v.picked.deposit_index = a & MASK96
         if pos >> 128 != 0:
             # Borrow index accrued to now (reusing the market word
-            # already read). Round up: debt is never understated.
+            # already read). Round up: debt is never understated. Ceil in
+            # place here and below (fixed_point.mul_div_up without its
+            # internal call): the floor plus one when a remainder is left;
+            # unsafe_add cannot overflow, the floor of p / WAD being < 2**197.
             b: uint256 = self._market_b[id]
             bi: uint256 = b & MASK96
             if (b >> 96) & MASK40 != block.timestamp:
@@ -698,7 +701,7 @@ def _health(
                 break
             if (kinds >> kind) & 1 == 0:
                 continue
-            aw: uint256 = WAD
+            aw: uint256 = WAD  # VALUE: unweighted
             lw: uint256 = WAD
             if kind == margin.INITIAL:
                 aw, lw = margin.health_weights(risk, ramp, kind, deposit_amount, debt_amount)
@@ -712,6 +715,7 @@ def _health(
                     coll_value = deposit_amount * price // WAD
                 v.health.collateral[kind] += coll_value * aw // WAD
             if debt_value != 0:
+                # Round up (liability).
                 product: uint256 = debt_value * lw
                 v.health.debt[kind] += unsafe_add(product // WAD, convert(product % WAD != 0, uint256))
     return v
