@@ -71,6 +71,10 @@ class Results:
     mined_next_block_share: float | None = None
     blocks_to_mine_all: int | None = None
     cancelled: int = 0  # liquidation nonces the keeper replaced by a cancel (opportunity gone)
+    distinct_nonces: int = 0  # broadcasts minus fee bumps (a bump re-signs the same nonce)
+    distinct_accounts: int = 0  # (owner, sub_id) pairs the broadcasts liquidate
+    reverted: int = 0  # mined liquidations with status 0
+    gas_used_mean: float | None = None  # receipt gasUsed of the mined liquidations
     update_to_first_candidate_s: float | None = None  # keeper log: first liquidation_candidate
     update_to_last_candidate_s: float | None = None
     update_to_first_tx_sent_log_s: float | None = None  # keeper log: first tx_sent of a liquidation
@@ -199,8 +203,11 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
                 if sent:
                     res.update_to_first_broadcast_s = round(min(x.at for x in sent) - t_update, 3)
                     res.update_to_last_broadcast_s = round(max(x.at for x in sent) - t_update, 3)
-                    res.mined_next_block, res.blocks_to_mine_all, res.cancelled = _mined(node, sent, update_block)
-                    res.mined_next_block_share = round(res.mined_next_block / len({x.nonce for x in sent}), 3)
+                    mined = _mined(node, sent, update_block)
+                    res.mined_next_block, res.blocks_to_mine_all, res.cancelled, res.reverted, res.gas_used_mean = mined
+                    res.distinct_nonces = len({x.nonce for x in sent})
+                    res.distinct_accounts = len({_liquidated_account(x.data) for x in sent})
+                    res.mined_next_block_share = round(res.mined_next_block / res.distinct_nonces, 3)
                 res.update_to_first_candidate_s, res.update_to_last_candidate_s, res.update_to_first_tx_sent_log_s = (
                     _log_phases(proc.entries(), t_update_wall)
                 )
@@ -226,22 +233,34 @@ def run_benchmark(n: int, seed: int, profile: str, drop: str, idle_blocks: int, 
     return res
 
 
-def _mined(node, sent: list, update_block: int, timeout: float = 300.0) -> tuple[int, int | None, int]:
+def _liquidated_account(data: str) -> tuple[int, int]:
+    """(owner, sub_id) of a `liquidate(owner, sub_id, ...)` call: the first
+    two ABI words after the selector."""
+    words = bytes.fromhex(data.removeprefix("0x"))[4:68]
+    return int.from_bytes(words[:32], "big"), int.from_bytes(words[32:], "big")
+
+
+def _mined(node, sent: list, update_block: int, timeout: float = 300.0) -> tuple[int, int | None, int, int, float | None]:
     """Per nonce (a fee bump re-signs the same nonce with a new hash): how
     many were mined in update_block + 1, how many blocks until the last was,
-    and how many nonces ended as something else (a cancel)."""
+    how many nonces ended as something else (a cancel), how many mined
+    liquidations reverted, and their mean gasUsed."""
     sender = sent[0].sender
     top = max(x.nonce for x in sent)
     _wait(lambda: int(node.rpc.call("eth_getTransactionCount", sender, "latest"), 16) > top, timeout, "nonces mined", poll=1)
     receipts = node.rpc.batch([("eth_getTransactionReceipt", [x.hash]) for x in sent])
     block_of: dict[int, int] = {}
+    gas: list[int] = []
+    reverted = 0
     for x, r in zip(sent, receipts):
         if r is not None:
             block_of[x.nonce] = int(r["blockNumber"], 16)
+            gas.append(int(r["gasUsed"], 16))
+            reverted += int(r["status"], 16) == 0
     nonces = {x.nonce for x in sent}
     next_block = sum(1 for b in block_of.values() if b == update_block + 1)
     last = max(block_of.values()) - update_block if block_of else None
-    return next_block, last, len(nonces - set(block_of))
+    return next_block, last, len(nonces - set(block_of)), reverted, (round(statistics.mean(gas)) if gas else None)
 
 
 def _log_phases(entries: list[dict], t0_wall: float) -> tuple:
@@ -329,6 +348,9 @@ def render(res: Results, console: Console) -> None:
     table.add_row("idle RPC requests per block", fmt(res.idle_requests_per_block), "")
     table.add_row(f"liquidatable after ETH x {res.drop}", fmt(res.liquidatable), "a few hundred")
     table.add_row("liquidations broadcast", fmt(res.liquidations_sent), "")
+    table.add_row("  distinct nonces / distinct accounts", f"{res.distinct_nonces} / {res.distinct_accounts}", "")
+    table.add_row("  mined liquidations reverted", fmt(res.reverted), "0")
+    table.add_row("  gas per mined liquidation (mean)", fmt(res.gas_used_mean), "")
     table.add_row("update block -> first candidate planned (keeper log)", fmt(res.update_to_first_candidate_s, " s"), "")
     table.add_row("update block -> last candidate planned (keeper log)", fmt(res.update_to_last_candidate_s, " s"), "")
     table.add_row("update block -> first broadcast", fmt(res.update_to_first_broadcast_s, " s"), "")
@@ -367,6 +389,9 @@ figures include contention).
 | idle RPC requests per block | {res.idle_requests_per_block} | |
 | accounts liquidatable after ETH x {res.drop} | {res.liquidatable} | a few hundred |
 | liquidations broadcast | {res.liquidations_sent} | |
+| distinct nonces (broadcasts minus fee bumps) / distinct accounts liquidated | {res.distinct_nonces} / {res.distinct_accounts} | |
+| mined liquidations that reverted | {res.reverted} | 0 |
+| gas per mined liquidation (mean receipt gasUsed) | {res.gas_used_mean} | |
 | oracle-update block visible -> first / last liquidation planned (keeper log) | {res.update_to_first_candidate_s} s / {res.update_to_last_candidate_s} s | |
 | oracle-update block visible -> first liquidation broadcast | {res.update_to_first_broadcast_s} s | |
 | oracle-update block visible -> last liquidation broadcast | {res.update_to_last_broadcast_s} s | |
